@@ -1,0 +1,1 @@
+"""The edges: Kafka, market data, ledger stores, broker models."""

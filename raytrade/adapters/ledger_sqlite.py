@@ -1,0 +1,132 @@
+"""Durable SQLite ledger (WAL) of orders and fills; idempotent on order and fill ids."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+from raytrade.domain.orders import Fill, OrderIntent, OrderStatus, Side
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id    TEXT PRIMARY KEY,
+    strategy    TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    qty         TEXT NOT NULL,
+    ref_price   TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    reason      TEXT NOT NULL,
+    score       REAL NOT NULL,
+    ts_event    INTEGER NOT NULL,
+    ts_consumed INTEGER NOT NULL,
+    ts_accepted INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS fills (
+    seq      INTEGER PRIMARY KEY AUTOINCREMENT,
+    fill_id  TEXT NOT NULL UNIQUE,
+    order_id TEXT NOT NULL REFERENCES orders(order_id),
+    symbol   TEXT NOT NULL,
+    side     TEXT NOT NULL,
+    qty      TEXT NOT NULL,
+    price    TEXT NOT NULL,
+    fee      TEXT NOT NULL,
+    ts       INTEGER NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    """One order outcome to record: the intent, its status and reason, and its fill."""
+
+    intent: OrderIntent
+    status: OrderStatus
+    reason: str
+    fill: Fill | None
+    ts_accepted: int
+
+
+class SqliteLedger:
+    """Orders and fills in one SQLite file; each ``record`` call is one transaction."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = str(path)
+        if self.path != ":memory:":
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.executescript(_SCHEMA)
+
+    def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
+        """Which of ``order_ids`` are already recorded."""
+        ids = list(order_ids)
+        found: set[str] = set()
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = f"SELECT order_id FROM orders WHERE order_id IN ({','.join('?' * len(part))})"
+            found.update(r[0] for r in self._db.execute(q, part))
+        return found
+
+    def record(self, entries: Iterable[LedgerEntry]) -> int:
+        """Write entries atomically, ignoring order ids already present; return rows added."""
+        added = 0
+        with self._db:
+            self._db.execute("BEGIN IMMEDIATE")
+            for e in entries:
+                i = e.intent
+                cur = self._db.execute(
+                    "INSERT OR IGNORE INTO orders VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        i.order_id,
+                        i.strategy,
+                        i.symbol,
+                        i.side.value,
+                        str(i.qty),
+                        str(i.ref_price),
+                        e.status.value,
+                        e.reason,
+                        i.score,
+                        i.ts_event,
+                        i.ts_consumed,
+                        e.ts_accepted,
+                    ),
+                )
+                if cur.rowcount == 0:
+                    continue
+                added += 1
+                f = e.fill
+                if f is not None:
+                    self._db.execute(
+                        "INSERT INTO fills (fill_id, order_id, symbol, side, qty, price, fee, ts) "
+                        "VALUES (?,?,?,?,?,?,?,?)",
+                        (f.fill_id, f.order_id, f.symbol, f.side.value, str(f.qty), str(f.price), str(f.fee), f.ts),
+                    )
+        return added
+
+    def fills(self) -> list[Fill]:
+        """All fills in the order they were booked."""
+        rows = self._db.execute(
+            "SELECT fill_id, order_id, symbol, side, qty, price, fee, ts FROM fills ORDER BY seq"
+        ).fetchall()
+        return [Fill(r[0], r[1], r[2], Side(r[3]), Decimal(r[4]), Decimal(r[5]), Decimal(r[6]), r[7]) for r in rows]
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of orders per status."""
+        return dict(self._db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall())
+
+    def latencies_ns(self) -> list[int]:
+        """Consumed-to-accepted latency of every accepted (non-rejected) order."""
+        rows = self._db.execute(
+            "SELECT ts_accepted - ts_consumed FROM orders WHERE status != ?", (OrderStatus.REJECTED.value,)
+        )
+        return [r[0] for r in rows]
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()

@@ -1,0 +1,1 @@
+"""Standing the system up: config, topology, the main job and the CLI."""

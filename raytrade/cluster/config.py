@@ -1,0 +1,169 @@
+"""The one validated configuration: YAML + environment overrides, unknown keys rejected.
+
+Environment overrides use nested names: ``RAYTRADE__RISK__MAX_ORDER_NOTIONAL=5000``.
+"""
+
+from __future__ import annotations
+
+import os
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from raytrade.domain.instruments import Instrument
+
+ENV_PREFIX = "RAYTRADE__"
+
+
+class ConfigError(ValueError):
+    """The configuration is invalid; the message names every bad key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class KafkaConfig(_Strict):
+    """Where ticks come from."""
+
+    bootstrap_servers: str | None = Field(
+        None, description="External Kafka 'host:port'; empty starts the embedded broker on loopback"
+    )
+    backend: Literal["confluent", "kafka-python"] = Field("confluent", description="Kafka client library")
+    topic: str = Field("ticks", description="Topic of trade ticks, key = symbol")
+    dead_letter_topic: str = Field("ticks.dlq", description="Where rejected messages go, with the reason")
+    partitions: int = Field(2, ge=1, le=256, description="Partitions of the ticks topic (one shard each)")
+    group_id: str = Field("raytrade-shards", description="Consumer group for committed offsets")
+
+
+class RayConfig(_Strict):
+    """The local Ray instance started by ``raytrade run`` (ignored when ``address`` is set)."""
+
+    address: str | None = Field(None, description="Existing cluster address ('auto' or host:port); empty starts one")
+    num_cpus: int = Field(2, ge=1, description="CPUs for a locally started Ray")
+    object_store_mb: int = Field(200, ge=80, description="Object store size for a locally started Ray, MB")
+    include_dashboard: bool = Field(False, description="Start the Ray dashboard")
+
+
+class InstrumentConfig(_Strict):
+    """One tradable symbol."""
+
+    symbol: str
+    price_increment: Decimal = Field(gt=0)
+    size_increment: Decimal = Field(gt=0)
+
+    def instrument(self) -> Instrument:
+        """As a domain instrument."""
+        return Instrument(self.symbol, self.price_increment, self.size_increment)
+
+
+class FeedConfig(_Strict):
+    """The built-in producer used by ``raytrade run``."""
+
+    source: Literal["synthetic", "file", "none"] = Field(
+        "synthetic", description="synthetic market, a Parquet/CSV file, or none (ticks produced elsewhere)"
+    )
+    path: str | None = Field(None, description="Parquet/CSV file when source = file")
+    seed: int = Field(7, description="Synthetic market seed")
+    rate: float = Field(3000.0, gt=0, description="Ticks per second published")
+    simulated_seconds: int = Field(4 * 3600, ge=60, description="Simulated market time to publish (synthetic)")
+
+
+class StrategyConfig(_Strict):
+    """Threshold strategy on the model's probability of an up move."""
+
+    name: str = Field("xgb_threshold", pattern=r"^[A-Za-z0-9_\-]+$")
+    long_above: float = Field(0.53, ge=0, le=1)
+    short_below: float = Field(0.47, ge=0, le=1)
+    order_notional: Decimal = Field(Decimal(10_000), gt=0)
+    allow_short: bool = True
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StrategyConfig:
+        if self.short_below > self.long_above:
+            raise ValueError(f"short_below ({self.short_below}) must be <= long_above ({self.long_above})")
+        return self
+
+
+class ModelConfig(_Strict):
+    """Which model the shards score with."""
+
+    registry: str = Field("var/models", description="Model registry directory")
+    version: str = Field("latest", description="'latest' or a pinned version such as v0001")
+    bootstrap_days: float = Field(3.0, gt=0, description="Synthetic history to train on when the registry is empty")
+    horizon_bars: int = Field(5, ge=1, description="Label horizon in 1-minute bars")
+    rounds: int = Field(150, ge=1, description="Boosting rounds")
+
+
+class RiskConfig(_Strict):
+    """Hard pre-trade limits, quote currency."""
+
+    max_order_notional: Decimal = Field(Decimal(25_000), gt=0)
+    max_position_notional: Decimal = Field(Decimal(25_000), gt=0)
+    max_gross_exposure: Decimal = Field(Decimal(60_000), gt=0)
+
+
+class ExecutionConfig(_Strict):
+    """Paper broker and ledger."""
+
+    initial_cash: Decimal = Field(Decimal(100_000), gt=0)
+    fee_bps: Decimal = Field(Decimal("2"), ge=0)
+    half_spread_bps: Decimal = Field(Decimal("0.5"), ge=0)
+    slippage_bps: Decimal = Field(Decimal("1"), ge=0)
+    ledger_path: str | None = Field(
+        None, description="SQLite ledger file; empty = <output_dir>/ledger.db (new each run on the embedded broker)"
+    )
+
+
+class RunConfig(_Strict):
+    """The whole system."""
+
+    kafka: KafkaConfig = KafkaConfig()
+    ray: RayConfig = RayConfig()
+    feed: FeedConfig = FeedConfig()
+    instruments: tuple[InstrumentConfig, ...]
+    strategy: StrategyConfig = StrategyConfig()
+    model: ModelConfig = ModelConfig()
+    risk: RiskConfig = RiskConfig()
+    execution: ExecutionConfig = ExecutionConfig()
+    batch_size: int = Field(1000, ge=1, description="Max messages a shard consumes per batch")
+    output_dir: str = Field("runs/latest", description="Where the run summary JSON is written")
+
+    @field_validator("instruments")
+    @classmethod
+    def _unique(cls, v: tuple[InstrumentConfig, ...]) -> tuple[InstrumentConfig, ...]:
+        names = [i.symbol for i in v]
+        if not names or len(set(names)) != len(names):
+            raise ValueError(f"instruments must be non-empty with unique symbols, found {names}")
+        return v
+
+
+def _set_nested(d: dict[str, Any], path: list[str], value: str) -> None:
+    for key in path[:-1]:
+        nxt = d.setdefault(key, {})
+        if not isinstance(nxt, dict):
+            raise ConfigError(f"environment override {'__'.join(path)}: {key} is not a section")
+        d = nxt
+    d[path[-1]] = yaml.safe_load(value)
+
+
+def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> RunConfig:
+    """Load YAML (or defaults), apply ``RAYTRADE__A__B`` environment overrides, validate."""
+    raw: dict[str, Any] = {}
+    if path is not None:
+        text = Path(path).read_text()
+        loaded = yaml.safe_load(text) or {}
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{path}: expected a mapping at the top level, found {type(loaded).__name__}")
+        raw = loaded
+    for name, value in sorted((env if env is not None else dict(os.environ)).items()):
+        if name.startswith(ENV_PREFIX):
+            _set_nested(raw, name[len(ENV_PREFIX) :].lower().split("__"), value)
+    try:
+        return RunConfig.model_validate(raw)
+    except ValidationError as exc:
+        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
+        raise ConfigError(f"invalid config {path or '(defaults)'}:\n" + "\n".join(lines)) from None

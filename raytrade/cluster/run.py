@@ -1,0 +1,277 @@
+"""``raytrade run``: stand the whole system up, trade paper, report, shut down cleanly."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sys
+import tempfile
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import Any, TextIO
+
+import ray
+
+from raytrade.adapters import kafka
+from raytrade.adapters.embedded_broker import EmbeddedBroker
+from raytrade.adapters.feed import PublishCount, publish
+from raytrade.adapters.market_files import iter_ticks
+from raytrade.adapters.synthetic_market import DEFAULT_SPECS, SymbolSpec, SyntheticMarket
+from raytrade.cluster.config import RunConfig
+from raytrade.cluster.topology import Topology, build
+from raytrade.domain.stats import percentile
+from raytrade.domain.ticks import Tick
+from raytrade.training.bootstrap import ensure_model
+from raytrade.training.registry import ModelRegistry
+
+
+@dataclass
+class _Feed:
+    """The producer thread and what it sent."""
+
+    thread: threading.Thread | None = None
+    stop: threading.Event = field(default_factory=threading.Event)
+    count: PublishCount = field(default_factory=PublishCount)
+    done: bool = False
+    error: str | None = None
+
+
+def synthetic_ticks(cfg: RunConfig) -> Iterator[Tick]:
+    """The configured synthetic market: default dynamics for the configured instruments."""
+    by_symbol = {s.instrument.symbol: s for s in DEFAULT_SPECS}
+    specs = []
+    for ic in cfg.instruments:
+        base = by_symbol.get(ic.symbol)
+        if base is None:
+            base = SymbolSpec(ic.instrument(), 100.0)
+        specs.append(
+            SymbolSpec(ic.instrument(), base.start_price, base.annual_vol, base.trades_per_second, base.mean_size)
+        )
+    return SyntheticMarket(tuple(specs), seed=cfg.feed.seed).ticks(cfg.feed.simulated_seconds)
+
+
+def _start_feed(cfg: RunConfig, bootstrap: str) -> _Feed:
+    feed = _Feed()
+    if cfg.feed.source == "none":
+        feed.done = True
+        return feed
+    if cfg.feed.source == "file":
+        if not cfg.feed.path:
+            raise ValueError("feed.path is required when feed.source = file")
+        ticks: Iterator[Tick] = iter_ticks(cfg.feed.path)
+    else:
+        ticks = synthetic_ticks(cfg)
+
+    def work() -> None:
+        producer = kafka.producer(cfg.kafka.backend, bootstrap)
+        try:
+            publish(ticks, producer, cfg.kafka.topic, rate=cfg.feed.rate, stop=feed.stop, count=feed.count)
+        except Exception as exc:  # reported in the summary and on the console
+            feed.error = f"{type(exc).__name__}: {exc}"
+        finally:
+            del producer  # release the client's connections before the broker stops
+            feed.done = True
+
+    feed.thread = threading.Thread(target=work, name="raytrade-feed", daemon=True)
+    feed.thread.start()
+    return feed
+
+
+def _create_topics(cfg: RunConfig, bootstrap: str) -> None:
+    """Create the ticks and dead-letter topics; the admin client is released on return."""
+    adm = kafka.admin(cfg.kafka.backend, bootstrap)
+    adm.create_topic(cfg.kafka.topic, cfg.kafka.partitions)
+    adm.create_topic(cfg.kafka.dead_letter_topic, 1)
+    adm.close()
+
+
+def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+    raise KeyboardInterrupt
+
+
+def _init_ray(cfg: RunConfig) -> str | None:
+    """Start (or attach to) Ray; return the temp dir we created, if any."""
+    if cfg.ray.address:
+        ray.init(address=cfg.ray.address, log_to_driver=False)
+        return None
+    tmp = tempfile.mkdtemp(prefix="raytrade-ray-")
+    os.environ.setdefault("RAY_TMPDIR", tmp)
+    ray.init(
+        num_cpus=cfg.ray.num_cpus,
+        object_store_memory=cfg.ray.object_store_mb * 1024 * 1024,
+        include_dashboard=cfg.ray.include_dashboard,
+        log_to_driver=False,
+        _temp_dir=tmp,
+    )
+    return tmp
+
+
+def _collect(topo: Topology) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:
+    stats = ray.get([s.stats.remote() for s in topo.shards])
+    marks: dict[str, Decimal] = {}
+    for m in ray.get([s.marks.remote() for s in topo.shards]):
+        marks.update(m)
+    return stats, marks
+
+
+def _summary(
+    topo: Topology, feed: _Feed, started: float, model_version: str, bootstrap: str, embedded: bool, ledger: str
+) -> dict[str, Any]:
+    stats, marks = _collect(topo)
+    ex = ray.get(topo.execution.summary.remote(marks))
+    lat = [v / 1e6 for v in ray.get(topo.execution.latencies_ns.remote())]
+    gate = ray.get(topo.risk_gate.state.remote())
+    rejected: Counter[str] = Counter()
+    for s in stats:
+        rejected.update(s["rejected"])
+    by_status = ex["orders_by_status"]
+    return {
+        "duration_s": round(time.monotonic() - started, 3),
+        "ticks_produced": feed.count.sent,
+        "ticks_consumed": sum(s["consumed"] for s in stats),
+        "ticks_accepted": sum(s["accepted"] for s in stats),
+        "ticks_rejected": sum(rejected.values()),
+        "rejected_by_reason": dict(sorted(rejected.items())),
+        "orders": sum(by_status.values()),
+        "orders_by_status": by_status,
+        "fills": ex["fills"],
+        "risk_state": gate["state"],
+        "realized_pnl": ex["realized_pnl"],
+        "unrealized_pnl": ex["unrealized_pnl"],
+        "fees": ex["fees"],
+        "net_pnl": ex["net_pnl"],
+        "cash": ex["cash"],
+        "equity": ex["equity"],
+        "positions": ex["positions"],
+        "marks": {s: str(p) for s, p in sorted(marks.items())},
+        "latency_ms": {
+            "tick_to_order_p50": percentile(lat, 50) if lat else None,
+            "tick_to_order_p99": percentile(lat, 99) if lat else None,
+            "orders_measured": len(lat),
+        },
+        "model_version": model_version,
+        "kafka": {"bootstrap_servers": bootstrap, "embedded": embedded},
+        "ledger_path": ledger,
+        "shard_errors": [s["error"] for s in stats if s["error"]],
+        "feed_error": feed.error,
+    }
+
+
+def _progress(out: TextIO, started: float, feed: _Feed, stats: list[dict[str, Any]]) -> None:
+    consumed = sum(s["consumed"] for s in stats)
+    rejected = sum(sum(s["rejected"].values()) for s in stats)
+    orders = sum(s["intents"] for s in stats)
+    fills = sum(s["filled"] for s in stats)
+    out.write(
+        f"[{time.monotonic() - started:6.1f}s] produced={feed.count.sent} consumed={consumed} "
+        f"rejected={rejected} orders={orders} fills={fills}\n"
+    )
+    out.flush()
+
+
+def run(
+    cfg: RunConfig, duration_s: float, *, out: TextIO = sys.stderr, progress_every_s: float = 2.0
+) -> dict[str, Any]:
+    """Run the system for ``duration_s`` or until the feed is fully consumed; return the summary."""
+    started = time.monotonic()
+    old_term = signal.signal(signal.SIGTERM, _interrupt)
+    broker: EmbeddedBroker | None = None
+    topo: Topology | None = None
+    feed = _Feed()
+    summary: dict[str, Any] = {}
+    run_refs: list[Any] = []
+    output_dir = Path(cfg.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    ledger = cfg.execution.ledger_path or str(output_dir / "ledger.db")
+    try:
+        embedded = not cfg.kafka.bootstrap_servers
+        if embedded:
+            broker = EmbeddedBroker(log_path=output_dir / "broker.log").start()
+            bootstrap = broker.bootstrap_servers
+            # A new in-memory topic restarts offsets at 0, so order ids restart too: start a new ledger.
+            for suffix in ("", "-wal", "-shm"):
+                Path(ledger + suffix).unlink(missing_ok=True)
+        else:
+            bootstrap = str(cfg.kafka.bootstrap_servers)
+        out.write(f"kafka: {bootstrap} ({'embedded tansu' if embedded else 'external'})\n")
+        _create_topics(cfg, bootstrap)
+        m = cfg.model
+        scorer = ensure_model(
+            ModelRegistry(m.registry),
+            m.version,
+            seed=cfg.feed.seed,
+            days=m.bootstrap_days,
+            horizon=m.horizon_bars,
+            rounds=m.rounds,
+        )
+        out.write(f"model: xgb_direction {scorer.version}\n")
+        _init_ray(cfg)
+        topo = build(cfg, bootstrap, scorer.predict, ledger)
+        run_refs = [s.run.remote() for s in topo.shards]
+        feed = _start_feed(cfg, bootstrap)
+        next_progress = time.monotonic()
+        while time.monotonic() - started < duration_s:
+            stats = ray.get([s.stats.remote() for s in topo.shards])
+            if time.monotonic() >= next_progress:
+                _progress(out, started, feed, stats)
+                next_progress += progress_every_s
+            if any(s["error"] for s in stats):
+                break
+            if feed.done and sum(s["consumed"] for s in stats) >= feed.count.sent:
+                break
+            ready, _ = ray.wait(run_refs, timeout=0.25)
+            if ready:
+                break  # a shard ended on its own: an error, reported below
+        feed.stop.set()
+        summary = _finish(topo, run_refs, feed, started, scorer.version, bootstrap, embedded, ledger)
+    except KeyboardInterrupt:
+        out.write("interrupted: shutting down\n")
+        feed.stop.set()
+        if topo is not None:
+            with contextlib.suppress(Exception):
+                summary = _finish(topo, run_refs, feed, started, "", "", not cfg.kafka.bootstrap_servers, ledger)
+        summary["interrupted"] = True
+    finally:
+        feed.stop.set()
+        if feed.thread is not None:
+            feed.thread.join(timeout=10)
+        if ray.is_initialized():
+            ray.shutdown()
+        if broker is not None:
+            broker.stop()
+        signal.signal(signal.SIGTERM, old_term)
+    if summary:
+        (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
+    return summary
+
+
+def _finish(
+    topo: Topology,
+    run_refs: list[Any],
+    feed: _Feed,
+    started: float,
+    version: str,
+    bootstrap: str,
+    embedded: bool,
+    ledger: str,
+) -> dict[str, Any]:
+    for s in topo.shards:
+        s.stop.remote()
+    errors: list[str] = []
+    for ref in run_refs:
+        try:
+            ray.get(ref, timeout=30)
+        except Exception as exc:  # a shard that died: its error goes in the summary
+            errors.append(str(exc).splitlines()[0][:300])
+    summary = _summary(topo, feed, started, version, bootstrap, embedded, ledger)
+    if errors:
+        summary["shard_errors"] = summary["shard_errors"] or errors
+    return summary

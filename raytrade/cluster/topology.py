@@ -1,0 +1,51 @@
+"""Create the actors of one trading system and wire them together."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from raytrade.actors.execution import Execution
+from raytrade.actors.market_shard import MarketShard, ShardKafka
+from raytrade.actors.risk_gate import RiskGate
+from raytrade.cluster.config import RunConfig
+from raytrade.domain.paper_fills import PaperFillModel
+from raytrade.domain.risk import RiskLimits
+from raytrade.domain.shard_engine import Scorer
+from raytrade.domain.strategy import ThresholdStrategy
+
+
+@dataclass
+class Topology:
+    """Handles of the running actors."""
+
+    execution: Any
+    risk_gate: Any
+    shards: list[Any]
+
+
+def strategy_from(cfg: RunConfig) -> ThresholdStrategy:
+    """The configured strategy."""
+    s = cfg.strategy
+    return ThresholdStrategy(s.name, s.long_above, s.short_below, s.order_notional, s.allow_short)
+
+
+def build(cfg: RunConfig, bootstrap: str, scorer: Scorer, ledger_path: str) -> Topology:
+    """Start Execution, the RiskGate and one MarketShard per partition (static assignment)."""
+    instruments = [i.instrument() for i in cfg.instruments]
+    ex = cfg.execution
+    execution = Execution.remote(  # type: ignore[attr-defined]
+        instruments, PaperFillModel(ex.fee_bps, ex.half_spread_bps, ex.slippage_bps), ledger_path, ex.initial_cash
+    )
+    r = cfg.risk
+    gate = RiskGate.remote(  # type: ignore[attr-defined]
+        RiskLimits(r.max_order_notional, r.max_position_notional, r.max_gross_exposure), execution
+    )
+    k = cfg.kafka
+    wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id)
+    strategy = strategy_from(cfg)
+    shards = [
+        MarketShard.remote(p, [p], wiring, instruments, strategy, scorer, gate, cfg.batch_size)  # type: ignore[attr-defined]
+        for p in range(k.partitions)
+    ]
+    return Topology(execution, gate, shards)

@@ -1,0 +1,1 @@
+"""Pure trading logic: no Ray, no I/O."""

@@ -1,0 +1,116 @@
+"""The shard's per-batch pipeline, free of Ray and Kafka: validate -> bars -> features ->
+score (one batched call) -> strategy -> order intents."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import numpy as np
+
+from raytrade.domain.bars import BarBuilder
+from raytrade.domain.features import FeatureState
+from raytrade.domain.instruments import Instrument
+from raytrade.domain.money import ZERO, decimal_from_float
+from raytrade.domain.orders import Fill, OrderIntent
+from raytrade.domain.strategy import ThresholdStrategy
+from raytrade.domain.ticks import Rejection, Tick, TickValidator
+
+Scorer = Callable[[np.ndarray], np.ndarray]
+# (partition, offset, key, value) of one consumed message.
+RawMessage = tuple[int, int, bytes | None, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class RejectedMessage:
+    """A message that failed validation, with where it came from."""
+
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    rejection: Rejection
+
+
+@dataclass(slots=True)
+class BatchResult:
+    """What one batch produced."""
+
+    intents: list[OrderIntent] = field(default_factory=list)
+    rejected: list[RejectedMessage] = field(default_factory=list)
+    accepted: int = 0
+    bars_closed: int = 0
+
+
+@dataclass(slots=True)
+class _Pending:
+    symbol: str
+    features: tuple[float, ...]
+    tick: Tick
+    partition: int
+    offset: int
+
+
+class ShardEngine:
+    """Per-symbol state for the symbols of one shard's partitions."""
+
+    def __init__(self, instruments: Sequence[Instrument], strategy: ThresholdStrategy, scorer: Scorer) -> None:
+        self.instruments = {i.symbol: i for i in instruments}
+        self.strategy = strategy
+        self.scorer = scorer
+        self.validator = TickValidator(set(self.instruments))
+        self.bars: dict[str, BarBuilder] = {s: BarBuilder() for s in self.instruments}
+        self.features: dict[str, FeatureState] = {s: FeatureState() for s in self.instruments}
+        self.positions: dict[str, Decimal] = {}
+        self.last_price: dict[str, float] = {}
+        self.last_score: dict[str, float] = {}
+        self.rejected_by_reason: Counter[str] = Counter()
+        self.accepted = 0
+
+    def process(self, messages: Iterable[RawMessage], ts_consumed: int) -> BatchResult:
+        """Run one batch; scoring happens once for every bar the batch closed."""
+        out = BatchResult()
+        pending: list[_Pending] = []
+        for partition, offset, key, value in messages:
+            v = self.validator.validate(value, key)
+            if isinstance(v, Rejection):
+                out.rejected.append(RejectedMessage(partition, offset, key, value, v))
+                self.rejected_by_reason[v.reason.value] += 1
+                continue
+            out.accepted += 1
+            self.last_price[v.symbol] = v.price
+            bar = self.bars[v.symbol].add(v.price, v.size, v.ts)
+            if bar is None:
+                continue
+            out.bars_closed += 1
+            f = self.features[v.symbol].update(bar)
+            if f is not None:
+                pending.append(_Pending(v.symbol, f, v, partition, offset))
+        self.accepted += out.accepted
+        if pending:
+            scores = self.scorer(np.array([p.features for p in pending], dtype=np.float64))
+            projected = dict(self.positions)
+            for p, score in zip(pending, scores.tolist(), strict=True):
+                self.last_score[p.symbol] = score
+                inst = self.instruments[p.symbol]
+                intent = self.strategy.decide(
+                    inst,
+                    score,
+                    projected.get(p.symbol, ZERO),
+                    decimal_from_float(p.tick.price, inst.price_increment),
+                    partition=p.partition,
+                    offset=p.offset,
+                    ts_event=p.tick.ts,
+                    ts_consumed=ts_consumed,
+                )
+                if intent is not None:
+                    projected[p.symbol] = projected.get(p.symbol, ZERO) + intent.signed_qty
+                    out.intents.append(intent)
+        return out
+
+    def apply_fills(self, fills: Iterable[Fill]) -> None:
+        """Update the position view with fills of this shard's orders."""
+        for f in fills:
+            self.positions[f.symbol] = self.positions.get(f.symbol, ZERO) + f.signed_qty

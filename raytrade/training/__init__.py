@@ -1,0 +1,1 @@
+"""Datasets, models and the model registry."""

@@ -1,0 +1,128 @@
+"""`raytrade run` end to end on the embedded default; its summary is checked against the ledger."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import psutil
+import pytest
+
+from raytrade.adapters.ledger_sqlite import SqliteLedger
+from raytrade.domain.portfolio import Portfolio
+from raytrade.domain.stats import percentile
+
+REPO = Path(__file__).resolve().parents[2]
+RAYTRADE = [sys.executable, "-m", "raytrade.cluster.cli"]
+
+
+def env_for(tmp: Path) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        {
+            "RAYTRADE__MODEL__REGISTRY": str(tmp / "models"),
+            "RAYTRADE__OUTPUT_DIR": str(tmp / "out"),
+            "RAYTRADE__MODEL__BOOTSTRAP_DAYS": "1",
+            "RAY_TMPDIR": str(tmp),
+        }
+    )
+    return env
+
+
+def start_run(tmp: Path, duration_s: int) -> subprocess.Popen[str]:
+    """`raytrade run` in its own process group, as a terminal's foreground job is."""
+    return subprocess.Popen(
+        [*RAYTRADE, "run", "--config", str(REPO / "configs" / "default.yaml"), "--duration", str(duration_s)],
+        cwd=REPO,
+        env=env_for(tmp),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def descendants(pid: int) -> set[int]:
+    try:
+        return {p.pid for p in psutil.Process(pid).children(recursive=True)}
+    except psutil.NoSuchProcess:
+        return set()
+
+
+def assert_all_gone(pids: set[int], timeout_s: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    alive = pids
+    while time.monotonic() < deadline:
+        alive = {p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE}
+        if not alive:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"left behind: {[(p, psutil.Process(p).name()) for p in alive]}")
+
+
+@pytest.mark.slow
+def test_run_30s_summary_matches_ledger(tmp_path: Path) -> None:
+    proc = start_run(tmp_path, 30)
+    seen: set[int] = set()
+    while proc.poll() is None:
+        seen |= descendants(proc.pid)
+        time.sleep(0.5)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    assert "produced=" in err  # progress was shown
+    summary = json.loads(out)
+    assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert seen, "the run should have started Ray and the broker as child processes"
+    assert_all_gone(seen)
+
+    assert summary["ticks_consumed"] > 20_000
+    assert summary["ticks_consumed"] == summary["ticks_accepted"] + summary["ticks_rejected"]
+    assert summary["ticks_consumed"] <= summary["ticks_produced"]
+    assert summary["shard_errors"] == [] and summary["feed_error"] is None
+    ledger = SqliteLedger(summary["ledger_path"])
+    counts = ledger.status_counts()
+    fills = ledger.fills()
+    assert summary["orders"] > 0
+    assert summary["orders"] == sum(counts.values())
+    assert summary["orders"] == len(fills) + counts.get("OPEN", 0) + counts.get("REJECTED", 0)
+    assert summary["fills"] == len(fills)
+    # P&L recomputed from the fills equals the reported P&L, to the last decimal.
+    marks = {s: Decimal(p) for s, p in summary["marks"].items()}
+    book = Portfolio.from_fills(Decimal("100000"), fills)
+    assert summary["realized_pnl"] == str(book.realized)
+    assert summary["unrealized_pnl"] == str(book.unrealized(marks))
+    assert summary["fees"] == str(book.fees)
+    assert summary["cash"] == str(book.cash)
+    assert Decimal(summary["net_pnl"]) == book.equity(marks) - Decimal("100000")
+    assert summary["positions"] == {s: str(q) for s, q in sorted(book.positions().items())}
+    lat = [v / 1e6 for v in ledger.latencies_ns()]
+    assert summary["latency_ms"]["tick_to_order_p50"] == percentile(lat, 50)
+    assert summary["latency_ms"]["tick_to_order_p99"] == percentile(lat, 99)
+    assert 0 < summary["latency_ms"]["tick_to_order_p50"] < 1000
+
+
+@pytest.mark.slow
+def test_ctrl_c_shuts_down_cleanly(tmp_path: Path) -> None:
+    proc = start_run(tmp_path, 300)
+    assert proc.stderr is not None
+    seen: set[int] = set()
+    deadline = time.monotonic() + 120
+    for line in proc.stderr:
+        seen |= descendants(proc.pid)
+        if "consumed=" in line and "consumed=0 " not in line:
+            break
+        assert time.monotonic() < deadline, "the run never started consuming"
+    seen |= descendants(proc.pid)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: SIGINT to the whole foreground group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    summary = json.loads(out)
+    assert summary["interrupted"] is True
+    assert summary["ticks_consumed"] > 0
+    assert_all_gone(seen)

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from decimal import Decimal as D
+from pathlib import Path
+
+import pytest
+
+from raytrade.adapters.ledger_sqlite import LedgerEntry, SqliteLedger
+from raytrade.adapters.market_files import iter_ticks
+from raytrade.domain.features import FEATURE_NAMES, FEATURE_VERSION
+from raytrade.domain.orders import Fill, OrderIntent, OrderStatus, Side
+from raytrade.training.registry import ModelRegistry, RegistryError
+
+
+def test_bar_csv_becomes_ordered_ticks_and_zero_volume_bars_trade_nothing(tmp_path: Path) -> None:
+    p = tmp_path / "SOLUSDT_1m.csv"
+    p.write_text(
+        "timestamp,open,high,low,close,volume\n"
+        "2023-01-01 00:00:00,10,12,9,11,8\n"
+        "2023-01-01 00:01:00,11,11,11,11,0\n"
+        "2023-01-01 00:02:00,11,11.5,10,10.5,4\n"
+    )
+    ticks = list(iter_ticks(p))
+    assert [t.price for t in ticks] == [10, 9, 12, 11, 11, 11.5, 10, 10.5]
+    assert {t.symbol for t in ticks} == {"SOLUSDT"}
+    assert [t.size for t in ticks] == [2.0] * 4 + [1.0] * 4
+    assert ticks[0].ts == 1_672_531_200_000_000_000 and ticks[-1].ts == ticks[0].ts + 180 * 10**9 - 10**9
+    with pytest.raises(ValueError, match="expected tick columns"):
+        (tmp_path / "x.csv").write_text("timestamp,foo\n2023-01-01 00:00:00,1\n")
+        list(iter_ticks(tmp_path / "x.csv"))
+
+
+def meta(**kw: object) -> dict[str, object]:
+    base: dict[str, object] = {
+        "name": "m",
+        "kind": "xgboost",
+        "feature_version": FEATURE_VERSION,
+        "feature_names": FEATURE_NAMES,
+        "data_range": (1, 2),
+        "params": {"eta": 0.1},
+        "metrics": {"valid_auc": 0.5},
+        "config_hash": "abc",
+    }
+    base.update(kw)
+    return base
+
+
+def test_registry_versions_and_feature_version_guard(tmp_path: Path) -> None:
+    reg = ModelRegistry(tmp_path)
+    assert reg.register(meta(), b"one").version == "v0001"
+    assert reg.register(meta(), b"two").version == "v0002"
+    m, raw = reg.load("m", feature_version=FEATURE_VERSION)
+    assert (m.version, raw) == ("v0002", b"two")
+    assert reg.load("m", "v0001", feature_version=FEATURE_VERSION)[1] == b"one"
+    reg.register(meta(feature_version="v0"), b"old")
+    with pytest.raises(RegistryError, match="built for features 'v0'"):
+        reg.load("m", "v0003", feature_version=FEATURE_VERSION)
+    with pytest.raises(RegistryError, match="no version 'v0009'"):
+        reg.load("m", "v0009", feature_version=FEATURE_VERSION)
+
+
+def test_sqlite_ledger_is_idempotent_and_durable(tmp_path: Path) -> None:
+    path = tmp_path / "ledger.db"
+    led = SqliteLedger(path)
+    i = OrderIntent("s:BTC:0:5", "s", "BTC", Side.BUY, D("0.5"), D("100"), 1, 2, 0.6)
+    f = Fill("s:BTC:0:5#1", i.order_id, "BTC", Side.BUY, D("0.5"), D("100.01"), D("0.01000500"), 3)
+    assert led.record([LedgerEntry(i, OrderStatus.FILLED, "", f, 10)]) == 1
+    assert led.record([LedgerEntry(i, OrderStatus.FILLED, "", f, 11)]) == 0  # replay: nothing new
+    led.close()
+    again = SqliteLedger(path)
+    assert again._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert again.fills() == [f]  # exact decimals survive the round trip
+    assert again.status_counts() == {"FILLED": 1}
+    assert again.latencies_ns() == [8]

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from decimal import Decimal as D
+
+import pytest
+
+from raytrade.domain.instruments import Instrument
+from raytrade.domain.orders import OrderIntent, Side, order_id_for
+from raytrade.domain.paper_fills import PaperFillModel
+from raytrade.domain.risk import RiskLimits, RiskRules, TradingState
+from raytrade.domain.strategy import ThresholdStrategy
+
+BTC = Instrument("BTCUSDT", D("0.01"), D("0.00001"))
+
+
+def intent(side: Side, qty: str, price: str = "20000", oid: str = "x") -> OrderIntent:
+    return OrderIntent(oid, "s", "BTCUSDT", side, D(qty), D(price), 1, 1, 0.6)
+
+
+def test_strategy_targets_with_hysteresis_and_deterministic_ids() -> None:
+    s = ThresholdStrategy("s1", 0.55, 0.45, D("10000"), allow_short=True)
+    buy = s.decide(BTC, 0.6, D(0), D("20000"), partition=1, offset=42, ts_event=5, ts_consumed=6)
+    assert buy is not None and buy.side is Side.BUY and buy.qty == D("0.5")
+    assert buy.order_id == order_id_for("s1", "BTCUSDT", 1, 42) == "s1:BTCUSDT:1:42"
+    assert s.decide(BTC, 0.5, D("0.5"), D("20000"), partition=1, offset=43, ts_event=5, ts_consumed=6) is None
+    flip = s.decide(BTC, 0.4, D("0.5"), D("20000"), partition=1, offset=44, ts_event=5, ts_consumed=6)
+    assert flip is not None and flip.side is Side.SELL and flip.qty == D("1.0")
+    long_only = ThresholdStrategy("s2", 0.55, 0.45, D("10000"), allow_short=False)
+    exit_ = long_only.decide(BTC, 0.1, D("0.5"), D("20000"), partition=0, offset=1, ts_event=5, ts_consumed=6)
+    assert exit_ is not None and exit_.qty == D("0.5") and exit_.side is Side.SELL
+    with pytest.raises(ValueError, match="short_below <= long_above"):
+        ThresholdStrategy("bad", 0.4, 0.6, D(1), True)
+
+
+def test_intent_rejects_non_positive_quantities() -> None:
+    with pytest.raises(ValueError, match="qty must be > 0"):
+        intent(Side.BUY, "0")
+
+
+def test_risk_limits_and_kill_switch() -> None:
+    rules = RiskRules(RiskLimits(D("15000"), D("25000"), D("30000")))
+    assert not rules.check(intent(Side.BUY, "1")).approved  # 20k order > 15k
+    assert rules.check(intent(Side.BUY, "0.7")).approved  # 14k
+    denied = rules.check(intent(Side.BUY, "0.7"))  # projected 28k > 25k position limit
+    assert not denied.approved and "position notional" in denied.reason
+    assert rules.check(intent(Side.SELL, "0.7")).approved  # reducing is fine
+    rules.halt("operator")
+    assert rules.state is TradingState.HALTED
+    halted = rules.check(intent(Side.SELL, "0.1"))
+    assert not halted.approved and halted.reason == "halted: operator"
+    rules.resume()
+    assert rules.check(intent(Side.BUY, "0.1")).approved
+
+
+def test_gross_exposure_limit_counts_all_symbols() -> None:
+    rules = RiskRules(RiskLimits(D("100000"), D("100000"), D("30000")))
+    rules.positions["ETHUSDT"] = D("10")
+    rules.marks["ETHUSDT"] = D("2000")  # 20k gross already
+    d = rules.check(intent(Side.BUY, "0.6"))  # +12k -> 32k
+    assert not d.approved and "gross exposure" in d.reason
+
+
+def test_paper_fill_price_and_fee_are_exact() -> None:
+    m = PaperFillModel(fee_bps=D("2"), half_spread_bps=D("0.5"), slippage_bps=D("1"))
+    f = m.fill(intent(Side.BUY, "0.5", "20000.00", "o1"), BTC, 7)
+    assert f.price == D("20003.00")  # 20000 * 1.00015
+    assert f.fee == D("2.00030000")  # 20003 * 0.5 * 0.0002
+    s = m.fill(intent(Side.SELL, "0.5", "20000.00", "o2"), BTC, 7)
+    assert s.price == D("19997.00")
+    assert f.fill_id == "o1#1"
