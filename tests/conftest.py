@@ -24,17 +24,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 
 @pytest.fixture(scope="module")
-def ray_local() -> Iterator[None]:
-    """A small local Ray for one test module, with its files in a temp dir we own."""
+def ray_local() -> Iterator[int]:
+    """A small local Ray for one test module, with its files in a temp dir we own; yields the
+    port where the node exports Prometheus metrics."""
     import ray
 
+    from raytrade.adapters.embedded_broker import free_port
+
     tmp = tempfile.mkdtemp(prefix="rt-ray-")
+    metrics_port = free_port()
     ray.init(
         num_cpus=2,
         object_store_memory=120 * 1024 * 1024,
         include_dashboard=False,
         log_to_driver=False,
         _temp_dir=tmp,
+        _metrics_export_port=metrics_port,
     )
-    yield
+    yield metrics_port
     ray.shutdown()

@@ -3,7 +3,9 @@
 Tansu is a Kafka-compatible broker written in Rust. We run it with memory storage on a
 free loopback port. Measured quirks: memory-only storage, group joins take about half
 of ``session.timeout.ms``, fetches return late unless ``fetch.wait.max.ms`` is small,
-``offsets_for_times`` is wrong, partitions cannot be added.
+``offsets_for_times`` is wrong, partitions cannot be added, the log end it reports is the
+base offset of the last record batch (not the end), and a fetch beyond the end returns
+nothing rather than ``OFFSET_OUT_OF_RANGE``.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
-from raytrade.domain.orders import Fill, OrderIntent, OrderStatus, Side
+from raytrade.domain.orders import Fill, OrderIntent, OrderReport, OrderStatus, Side
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS orders (
@@ -73,6 +73,30 @@ class SqliteLedger:
             found.update(r[0] for r in self._db.execute(q, part))
         return found
 
+    def reports(self, order_ids: Iterable[str]) -> dict[str, OrderReport]:
+        """The recorded outcome of each of ``order_ids`` that is in the ledger."""
+        ids = list(order_ids)
+        out: dict[str, OrderReport] = {}
+        for i in range(0, len(ids), 500):
+            part = ids[i : i + 500]
+            q = (
+                "SELECT o.order_id, o.symbol, o.status, o.reason, "
+                "f.fill_id, f.side, f.qty, f.price, f.fee, f.ts "
+                "FROM orders o LEFT JOIN fills f ON f.order_id = o.order_id "
+                f"WHERE o.order_id IN ({','.join('?' * len(part))})"
+            )
+            for r in self._db.execute(q, part):
+                fill = None
+                if r[4] is not None:
+                    fill = Fill(r[4], r[0], r[1], Side(r[5]), Decimal(r[6]), Decimal(r[7]), Decimal(r[8]), r[9])
+                out[r[0]] = OrderReport(r[0], r[1], OrderStatus(r[2]), fill, r[3])
+        return out
+
+    def seq(self) -> int:
+        """A sequence number that grows with every recorded order (survives restarts)."""
+        row = self._db.execute("SELECT COALESCE(MAX(rowid), 0) FROM orders").fetchone()
+        return int(row[0])
+
     def record(self, entries: Iterable[LedgerEntry]) -> int:
         """Write entries atomically, ignoring order ids already present; return rows added."""
         added = 0
@@ -113,6 +137,14 @@ class SqliteLedger:
         """All fills in the order they were booked."""
         rows = self._db.execute(
             "SELECT fill_id, order_id, symbol, side, qty, price, fee, ts FROM fills ORDER BY seq"
+        ).fetchall()
+        return [Fill(r[0], r[1], r[2], Side(r[3]), Decimal(r[4]), Decimal(r[5]), Decimal(r[6]), r[7]) for r in rows]
+
+    def last_fills(self) -> list[Fill]:
+        """The most recent fill of each symbol."""
+        rows = self._db.execute(
+            "SELECT fill_id, order_id, symbol, side, qty, price, fee, ts FROM fills "
+            "WHERE seq IN (SELECT MAX(seq) FROM fills GROUP BY symbol)"
         ).fetchall()
         return [Fill(r[0], r[1], r[2], Side(r[3]), Decimal(r[4]), Decimal(r[5]), Decimal(r[6]), r[7]) for r in rows]
 

@@ -46,6 +46,9 @@ class RayConfig(_Strict):
     num_cpus: int = Field(2, ge=1, description="CPUs for a locally started Ray")
     object_store_mb: int = Field(200, ge=80, description="Object store size for a locally started Ray, MB")
     include_dashboard: bool = Field(False, description="Start the Ray dashboard")
+    metrics_export_port: int | None = Field(
+        None, ge=1024, le=65535, description="Port of the node's Prometheus metrics (empty = Ray picks one)"
+    )
 
 
 class InstrumentConfig(_Strict):
@@ -116,6 +119,7 @@ class ExecutionConfig(_Strict):
     ledger_path: str | None = Field(
         None, description="SQLite ledger file; empty = <output_dir>/ledger.db (new each run on the embedded broker)"
     )
+    venue_latency_ms: float = Field(0.0, ge=0, description="Simulated broker round trip per batch of orders, ms")
 
 
 class RunConfig(_Strict):
@@ -129,8 +133,11 @@ class RunConfig(_Strict):
     model: ModelConfig = ModelConfig()
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
-    batch_size: int = Field(1000, ge=1, description="Max messages a shard consumes per batch")
+    batch_size: int = Field(4000, ge=1, description="Max messages a shard consumes per batch")
     output_dir: str = Field("runs/latest", description="Where the run summary JSON is written")
+    state_dir: str | None = Field(
+        None, description="Shard snapshots and the kill-switch state; empty = <output_dir>/state"
+    )
 
     @field_validator("instruments")
     @classmethod

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -26,7 +27,7 @@ from raytrade.adapters.feed import PublishCount, publish
 from raytrade.adapters.market_files import iter_ticks
 from raytrade.adapters.synthetic_market import DEFAULT_SPECS, SymbolSpec, SyntheticMarket
 from raytrade.cluster.config import RunConfig
-from raytrade.cluster.topology import Topology, build
+from raytrade.cluster.topology import Topology, build, state_dir_for
 from raytrade.domain.stats import percentile
 from raytrade.domain.ticks import Tick
 from raytrade.training.bootstrap import ensure_model
@@ -104,12 +105,16 @@ def _init_ray(cfg: RunConfig) -> str | None:
         return None
     tmp = tempfile.mkdtemp(prefix="raytrade-ray-")
     os.environ.setdefault("RAY_TMPDIR", tmp)
+    extra: dict[str, Any] = {}
+    if cfg.ray.metrics_export_port:
+        extra["_metrics_export_port"] = cfg.ray.metrics_export_port
     ray.init(
         num_cpus=cfg.ray.num_cpus,
         object_store_memory=cfg.ray.object_store_mb * 1024 * 1024,
         include_dashboard=cfg.ray.include_dashboard,
         log_to_driver=False,
         _temp_dir=tmp,
+        **extra,
     )
     return tmp
 
@@ -160,6 +165,8 @@ def _summary(
         "model_version": model_version,
         "kafka": {"bootstrap_servers": bootstrap, "embedded": embedded},
         "ledger_path": ledger,
+        "consumer_lag": sum(sum(s["lag"].values()) for s in stats),
+        "kafka_transient_errors": sum(s["transient_errors"] for s in stats),
         "shard_errors": [s["error"] for s in stats if s["error"]],
         "feed_error": feed.error,
     }
@@ -196,9 +203,11 @@ def run(
         if embedded:
             broker = EmbeddedBroker(log_path=output_dir / "broker.log").start()
             bootstrap = broker.bootstrap_servers
-            # A new in-memory topic restarts offsets at 0, so order ids restart too: start a new ledger.
+            # A new in-memory topic restarts offsets at 0, so order ids restart too: start a new
+            # ledger and drop snapshots and the kill-switch state of the previous topic.
             for suffix in ("", "-wal", "-shm"):
                 Path(ledger + suffix).unlink(missing_ok=True)
+            shutil.rmtree(state_dir_for(cfg), ignore_errors=True)
         else:
             bootstrap = str(cfg.kafka.bootstrap_servers)
         out.write(f"kafka: {bootstrap} ({'embedded tansu' if embedded else 'external'})\n")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from raytrade.actors.execution import Execution
@@ -30,22 +31,36 @@ def strategy_from(cfg: RunConfig) -> ThresholdStrategy:
     return ThresholdStrategy(s.name, s.long_above, s.short_below, s.order_notional, s.allow_short)
 
 
+def state_dir_for(cfg: RunConfig) -> Path:
+    """Where shard snapshots and the kill-switch state live."""
+    return Path(cfg.state_dir) if cfg.state_dir else Path(cfg.output_dir) / "state"
+
+
 def build(cfg: RunConfig, bootstrap: str, scorer: Scorer, ledger_path: str) -> Topology:
-    """Start Execution, the RiskGate and one MarketShard per partition (static assignment)."""
+    """Start Execution, the RiskGate and one MarketShard per partition (static assignment).
+
+    Every actor is restarted by Ray when it dies and recovers its state (see each class).
+    """
     instruments = [i.instrument() for i in cfg.instruments]
+    state_dir = state_dir_for(cfg)
     ex = cfg.execution
+    fill_model = PaperFillModel(ex.fee_bps, ex.half_spread_bps, ex.slippage_bps)
     execution = Execution.remote(  # type: ignore[attr-defined]
-        instruments, PaperFillModel(ex.fee_bps, ex.half_spread_bps, ex.slippage_bps), ledger_path, ex.initial_cash
+        instruments, fill_model, ledger_path, ex.initial_cash, ex.venue_latency_ms
     )
     r = cfg.risk
     gate = RiskGate.remote(  # type: ignore[attr-defined]
-        RiskLimits(r.max_order_notional, r.max_position_notional, r.max_gross_exposure), execution
+        RiskLimits(r.max_order_notional, r.max_position_notional, r.max_gross_exposure),
+        execution,
+        str(state_dir / "risk_gate.json"),
     )
     k = cfg.kafka
     wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id)
     strategy = strategy_from(cfg)
     shards = [
-        MarketShard.remote(p, [p], wiring, instruments, strategy, scorer, gate, cfg.batch_size)  # type: ignore[attr-defined]
+        MarketShard.remote(  # type: ignore[attr-defined]
+            p, [p], wiring, instruments, strategy, scorer, gate, str(state_dir), cfg.batch_size
+        )
         for p in range(k.partitions)
     ]
     return Topology(execution, gate, shards)

@@ -99,3 +99,16 @@ class OrderReport:
     status: OrderStatus
     fill: Fill | None
     reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionReply:
+    """Execution's answer to one batch of decisions.
+
+    ``positions`` are the resulting positions of the batch's symbols, read at ledger
+    sequence ``seq`` (monotone across restarts), so callers can keep an exact view.
+    """
+
+    reports: list[OrderReport]
+    positions: dict[str, Decimal]
+    seq: int

@@ -3,6 +3,7 @@ score (one batched call) -> strategy -> order intents."""
 
 from __future__ import annotations
 
+import pickle
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -109,6 +110,30 @@ class ShardEngine:
                     projected[p.symbol] = projected.get(p.symbol, ZERO) + intent.signed_qty
                     out.intents.append(intent)
         return out
+
+    _STATE = (
+        "validator",
+        "bars",
+        "features",
+        "positions",
+        "last_price",
+        "last_score",
+        "rejected_by_reason",
+        "accepted",
+    )
+
+    def snapshot(self) -> bytes:
+        """All per-symbol state (validation, bars, indicators, positions, counters) as bytes."""
+        return pickle.dumps({name: getattr(self, name) for name in self._STATE}, protocol=pickle.HIGHEST_PROTOCOL)
+
+    def restore(self, blob: bytes) -> None:
+        """Replace the state by a :meth:`snapshot` (of an engine with the same instruments)."""
+        state = pickle.loads(blob)  # our own snapshot store, written by :meth:`snapshot`
+        unknown = set(state["bars"]) - set(self.instruments)
+        if unknown:
+            raise ValueError(f"snapshot has symbols outside this shard's universe: {sorted(unknown)}")
+        for name in self._STATE:
+            setattr(self, name, state[name])
 
     def apply_fills(self, fills: Iterable[Fill]) -> None:
         """Update the position view with fills of this shard's orders."""

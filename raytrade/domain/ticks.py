@@ -7,6 +7,8 @@ import math
 from dataclasses import dataclass
 from enum import StrEnum
 
+import orjson
+
 MAX_MESSAGE_BYTES = 4096
 MAX_PRICE = 1e9
 MAX_SIZE = 1e12
@@ -30,6 +32,7 @@ class RejectReason(StrEnum):
     UNKNOWN_SYMBOL = "unknown_symbol"
     KEY_MISMATCH = "key_mismatch"
     OUT_OF_ORDER = "out_of_order"
+    DUPLICATE = "duplicate"
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,7 +65,10 @@ def _number(obj: dict[str, object], name: str) -> float | Rejection:
     value = obj[name]
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         return Rejection(RejectReason.BAD_TYPE, f"{name}: expected a number, found {type(value).__name__}")
-    f = float(value)
+    try:
+        f = float(value)
+    except OverflowError:  # an integer too large for a float
+        return Rejection(RejectReason.OUT_OF_RANGE, f"{name}: {str(value)[:20]}... does not fit a float")
     if not math.isfinite(f):
         return Rejection(RejectReason.NON_FINITE, f"{name}: expected a finite number, found {value!r}")
     return f
@@ -72,8 +78,9 @@ class TickValidator:
     """Validate raw messages against the symbol universe and per-symbol time order.
 
     Stateful: remembers the last accepted event time per symbol so that a message older
-    than it is rejected as out of order (equal times are allowed: trades can share a
-    timestamp).
+    than it is rejected as out of order. Equal times are allowed (trades can share a
+    timestamp), but a message identical in price and size to one already accepted at that
+    same time is rejected as a duplicate (a producer retry delivered twice).
     """
 
     _FIELDS = ("symbol", "price", "size", "ts")
@@ -81,15 +88,21 @@ class TickValidator:
     def __init__(self, symbols: frozenset[str] | set[str]) -> None:
         self._symbols = frozenset(symbols)
         self.last_ts: dict[str, int] = {}
+        self._at_last_ts: dict[str, set[tuple[float, float]]] = {}
 
     def validate(self, raw: bytes, key: bytes | None = None) -> Tick | Rejection:
         """Return the accepted tick, or the reason the message is rejected."""
         if len(raw) > MAX_MESSAGE_BYTES:
             return Rejection(RejectReason.OVERSIZE, f"{len(raw)} bytes > {MAX_MESSAGE_BYTES}")
         try:
-            obj = json.loads(raw)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            return Rejection(RejectReason.BAD_JSON, str(exc)[:200])
+            obj = orjson.loads(raw)  # the fast path (~4x the standard library)
+        except orjson.JSONDecodeError:
+            # NaN/Infinity literals, numbers beyond float or int64, deep nesting: the standard
+            # library reads what it can, so the rejection names the real problem.
+            try:
+                obj = json.loads(raw)
+            except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+                return Rejection(RejectReason.BAD_JSON, str(exc)[:200])
         if not isinstance(obj, dict):
             return Rejection(RejectReason.NOT_AN_OBJECT, f"expected a JSON object, found {type(obj).__name__}")
         for name in self._FIELDS:
@@ -99,6 +112,8 @@ class TickValidator:
         if not isinstance(symbol, str):
             return Rejection(RejectReason.BAD_TYPE, f"symbol: expected a string, found {type(symbol).__name__}")
         ts = obj["ts"]
+        if isinstance(ts, float) and math.isfinite(ts) and abs(ts) >= 2**63:  # orjson reads a huge int as float
+            return Rejection(RejectReason.OUT_OF_RANGE, f"ts={ts:.3e} outside plausible range")
         if isinstance(ts, bool) or not isinstance(ts, int):
             return Rejection(RejectReason.BAD_TYPE, f"ts: expected integer nanoseconds, found {ts!r}")
         price = _number(obj, "price")
@@ -118,7 +133,14 @@ class TickValidator:
         if key is not None and key != symbol.encode():
             return Rejection(RejectReason.KEY_MISMATCH, f"key {key[:40]!r} != symbol {symbol!r}")
         last = self.last_ts.get(symbol)
-        if last is not None and ts < last:
-            return Rejection(RejectReason.OUT_OF_ORDER, f"ts {ts} < last accepted {last} for {symbol}")
-        self.last_ts[symbol] = ts
+        if last is not None and ts <= last:
+            if ts < last:
+                return Rejection(RejectReason.OUT_OF_ORDER, f"ts {ts} < last accepted {last} for {symbol}")
+            seen = self._at_last_ts[symbol]
+            if (price, size) in seen:
+                return Rejection(RejectReason.DUPLICATE, f"{symbol} price={price} size={size} ts={ts} seen already")
+            seen.add((price, size))
+        else:
+            self.last_ts[symbol] = ts
+            self._at_last_ts[symbol] = {(price, size)}
         return Tick(symbol, price, size, ts)

@@ -17,12 +17,13 @@ from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.feed import publish
 from raytrade.adapters.ledger_sqlite import SqliteLedger
 from raytrade.adapters.synthetic_market import SyntheticMarket
-from raytrade.cluster.config import load_config
 from raytrade.cluster.topology import Topology, build
 from raytrade.domain.portfolio import Portfolio
 from raytrade.domain.ticks import Tick, encode_tick
 from raytrade.training.bootstrap import ensure_model
 from raytrade.training.registry import ModelRegistry
+from tests.bad_input import load_corpus
+from tests.integration.chaos_harness import config
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -42,14 +43,7 @@ def wait_consumed(topo: Topology, n: int, timeout_s: float = 90) -> None:
 def system(broker: EmbeddedBroker, ray_local: None, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
     tmp = tmp_path_factory.mktemp("pipeline")
     topic = f"ticks-{uuid.uuid4().hex[:6]}"
-    env = {
-        "RAYTRADE__KAFKA__TOPIC": topic,
-        "RAYTRADE__KAFKA__DEAD_LETTER_TOPIC": f"{topic}.dlq",
-        "RAYTRADE__KAFKA__GROUP_ID": f"g-{topic}",
-        "RAYTRADE__STRATEGY__LONG_ABOVE": "0.51",
-        "RAYTRADE__STRATEGY__SHORT_BELOW": "0.49",
-    }
-    cfg = load_config(REPO / "configs" / "default.yaml", env=env)
+    cfg = config(tmp, topic)
     adm = kafka.admin("confluent", broker.bootstrap_servers)
     adm.create_topic(topic, 2)
     adm.create_topic(f"{topic}.dlq", 1)
@@ -63,17 +57,10 @@ def system(broker: EmbeddedBroker, ray_local: None, tmp_path_factory: pytest.Tem
     ray.get(runs, timeout=30)
 
 
-def bad_messages(last_btc_ts: int) -> list[tuple[bytes, bytes, str]]:
-    good = {"symbol": "BTCUSDT", "price": 20000.0, "size": 0.1, "ts": last_btc_ts + 1}
-    return [
-        (b"BTCUSDT", b'{"symbol": "BTCUSDT", "pri', "bad_json"),
-        (b"BTCUSDT", json.dumps({**good, "price": float("nan")}).encode(), "non_finite"),
-        (b"BTCUSDT", json.dumps({**good, "price": -5.0}).encode(), "non_positive_price"),
-        (b"DOGEUSDT", json.dumps({**good, "symbol": "DOGEUSDT"}).encode(), "unknown_symbol"),
-        (b"BTCUSDT", json.dumps({**good, "ts": last_btc_ts - 60_000_000_000}).encode(), "out_of_order"),
-        (b"BTCUSDT", json.dumps({**good, "size": "lots"}).encode(), "bad_type"),
-        (b"BTCUSDT", b"", "bad_json"),  # empty payload (what a tombstone becomes)
-    ]
+def bad_messages(last_btc_ts: int) -> list[tuple[bytes | None, bytes, str | None]]:
+    """The bad-input corpus, stamped right after the last BTC tick published so far."""
+    corpus = load_corpus(ts=last_btc_ts + 1, old_ts=last_btc_ts - 60_000_000_000)
+    return [(m.key, m.value, m.reason) for m in corpus]
 
 
 def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker: EmbeddedBroker) -> None:  # type: ignore[no-untyped-def]
@@ -88,6 +75,8 @@ def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker:
         producer.produce(topic, key, value)
     publish(ticks[half:], producer, topic)
     total = len(ticks) + len(bad)
+    controls = sum(1 for _, _, reason in bad if reason is None)
+    bad_only = [(k, v, r) for k, v, r in bad if r is not None]
     wait_consumed(topo, total)
 
     stats = ray.get([s.stats.remote() for s in topo.shards])
@@ -96,10 +85,10 @@ def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker:
         for k, v in s["rejected"].items():
             rejected[k] = rejected.get(k, 0) + v
     expected: dict[str, int] = {}
-    for _, _, reason in bad:
+    for _, _, reason in bad_only:
         expected[reason] = expected.get(reason, 0) + 1
     assert rejected == expected
-    assert sum(s["accepted"] for s in stats) == len(ticks)
+    assert sum(s["accepted"] for s in stats) == len(ticks) + controls
     assert all(s["error"] is None for s in stats)
 
     # Every bad message is in the dead-letter topic, with its reason and original bytes.
@@ -107,12 +96,12 @@ def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker:
     dlq.assign(f"{topic}.dlq", [0])
     records: list[kafka.Record] = []
     deadline = time.monotonic() + 15
-    while len(records) < len(bad) and time.monotonic() < deadline:
+    while len(records) < len(bad_only) and time.monotonic() < deadline:
         records += dlq.poll_batch(100, 0.1)
     dlq.close()
     letters = [json.loads(r.value) for r in records]
-    assert sorted(d["reason"] for d in letters) == sorted(r for _, _, r in bad)
-    assert sorted(base64.b64decode(d["value"]) for d in letters) == sorted(v for _, v, _ in bad)
+    assert sorted(d["reason"] for d in letters) == sorted(r for _, _, r in bad_only)
+    assert sorted(base64.b64decode(d["value"]) for d in letters) == sorted(v for _, v, _ in bad_only)
     bad_offsets = {(d["partition"], d["offset"]) for d in letters}
 
     ledger = SqliteLedger(ledger_path)

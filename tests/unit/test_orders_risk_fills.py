@@ -54,10 +54,31 @@ def test_risk_limits_and_kill_switch() -> None:
 
 def test_gross_exposure_limit_counts_all_symbols() -> None:
     rules = RiskRules(RiskLimits(D("100000"), D("100000"), D("30000")))
-    rules.positions["ETHUSDT"] = D("10")
+    rules.confirm({"ETHUSDT": D("10")}, seq=1)
     rules.marks["ETHUSDT"] = D("2000")  # 20k gross already
     d = rules.check(intent(Side.BUY, "0.6"))  # +12k -> 32k
     assert not d.approved and "gross exposure" in d.reason
+
+
+def test_gate_view_takes_executions_positions_and_never_double_counts() -> None:
+    rules = RiskRules(RiskLimits(D("100000"), D("25000"), D("100000")))
+    a, b = intent(Side.BUY, "0.5", oid="a"), intent(Side.BUY, "0.5", oid="b")
+    assert rules.check(a).approved and rules.check(b).approved
+    assert rules.position("BTCUSDT") == D("1.0")  # both reserved
+    # Execution filled a (confirmed position 0.5 at ledger seq 7); b is still in flight.
+    rules.settle([a], {"BTCUSDT": D("0.5")}, seq=7, fills=[])
+    assert rules.position("BTCUSDT") == D("1.0")
+    # A replayed batch reports a's fill again: the confirmed position is replaced, not added to.
+    rules.confirm({"BTCUSDT": D("0.5")}, seq=7)
+    assert rules.position("BTCUSDT") == D("1.0")
+    rules.settle([b], {"BTCUSDT": D("1.0")}, seq=9, fills=[])
+    assert rules.position("BTCUSDT") == D("1.0") and rules.reserved == {}
+    rules.confirm({"BTCUSDT": D("0.5")}, seq=8)  # a stale read arriving late is ignored
+    assert rules.position("BTCUSDT") == D("1.0")
+    c = intent(Side.SELL, "0.5", oid="c")
+    assert rules.check(c).approved
+    rules.release([c])  # the call to Execution failed: the reservation goes away
+    assert rules.position("BTCUSDT") == D("1.0")
 
 
 def test_paper_fill_price_and_fee_are_exact() -> None:

@@ -62,8 +62,34 @@ def test_key_must_match_symbol(v: TickValidator) -> None:
 
 def test_out_of_order_is_rejected_but_equal_timestamps_pass(v: TickValidator) -> None:
     assert isinstance(v.validate(msg(ts=TS + 10)), Tick)
-    assert isinstance(v.validate(msg(ts=TS + 10)), Tick)  # same ns: two trades may share a time
+    assert isinstance(v.validate(msg(ts=TS + 10, size=0.2)), Tick)  # same ns: two trades may share a time
     late = v.validate(msg(ts=TS + 9))
     assert isinstance(late, Rejection) and late.reason is RejectReason.OUT_OF_ORDER
     assert v.last_ts["BTCUSDT"] == TS + 10
     assert isinstance(v.validate(msg(symbol="ETHUSDT", ts=TS)), Tick)  # order is per symbol
+
+
+def test_bad_input_corpus_every_message_rejected_with_its_reason(v: TickValidator) -> None:
+    from tests.bad_input import load_corpus
+
+    assert v.validate(msg(ts=TS), b"BTCUSDT") == Tick("BTCUSDT", 20000.5, 0.1, TS)
+    corpus = load_corpus(ts=TS + 1, old_ts=TS - 1)
+    assert len(corpus) >= 40
+    for m in corpus:
+        got = v.validate(m.value, m.key)
+        if m.reason is None:
+            assert isinstance(got, Tick), m.name
+        else:
+            assert isinstance(got, Rejection), m.name
+            assert got.reason.value == m.reason, (m.name, got)
+            assert got.detail, m.name
+    # The corpus exercises every rejection reason there is.
+    assert {m.reason for m in corpus if m.reason} == {r.value for r in RejectReason}
+
+
+def test_equal_timestamps_are_trades_unless_identical(v: TickValidator) -> None:
+    assert isinstance(v.validate(msg(ts=TS)), Tick)
+    assert isinstance(v.validate(msg(ts=TS, price=20001.0)), Tick)  # another trade at the same time
+    dup = v.validate(msg(ts=TS, price=20001.0))
+    assert isinstance(dup, Rejection) and dup.reason is RejectReason.DUPLICATE
+    assert isinstance(v.validate(msg(ts=TS + 1, price=20001.0)), Tick)  # a later identical trade is fine

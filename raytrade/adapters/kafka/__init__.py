@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from raytrade.adapters.kafka.base import Admin, Consumer, KafkaError, Producer, Record
+from raytrade.adapters.kafka.base import Admin, Consumer, DataLossError, FlushTimeoutError, KafkaError, Producer, Record
 
 Backend = Literal["confluent", "kafka-python"]
 BACKENDS: tuple[Backend, ...] = ("confluent", "kafka-python")
@@ -14,6 +14,8 @@ __all__ = [
     "Admin",
     "Backend",
     "Consumer",
+    "DataLossError",
+    "FlushTimeoutError",
     "KafkaError",
     "Producer",
     "Record",

@@ -10,6 +10,14 @@ class KafkaError(RuntimeError):
     """A Kafka operation failed (after the client's own retries)."""
 
 
+class FlushTimeoutError(KafkaError):
+    """Messages are still queued after the flush timeout (broker unreachable); nothing failed yet."""
+
+
+class DataLossError(KafkaError):
+    """The broker's log no longer holds offsets we already consumed (truncated or recreated topic)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Record:
     """One consumed message. ``timestamp_ms`` is the producer's create time."""
@@ -37,17 +45,25 @@ class Producer(Protocol):
 class Consumer(Protocol):
     """Consumes assigned partitions (static assignment, no group rebalancing)."""
 
-    def assign(self, topic: str, partitions: list[int]) -> None:
-        """Own ``partitions``, resuming each at its committed offset (else the earliest)."""
+    def assign(self, topic: str, partitions: list[int], offsets: dict[int, int] | None = None) -> None:
+        """Own ``partitions``, starting at ``offsets[p]`` when given, else the committed offset
+        (else the earliest)."""
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
         """Return up to ``max_records`` messages, waiting at most ``timeout_s`` for the first."""
 
-    def commit(self, offsets: dict[int, int]) -> None:
-        """Synchronously commit ``partition -> next offset to read``."""
+    def commit(self, offsets: dict[int, int], asynchronous: bool = False) -> None:
+        """Commit ``partition -> next offset to read`` (``asynchronous``: do not wait for the broker)."""
 
     def committed(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
         """The committed next offset per partition (``None`` if never committed)."""
+
+    def watermarks(self, partitions: list[int], timeout_s: float) -> dict[int, tuple[int, int]]:
+        """``(log start, log end)`` offsets of each assigned partition, asked of the broker.
+
+        Tansu quirk (measured): its log end is the base offset of the last record batch, so
+        it can trail the true end by up to one producer batch.
+        """
 
     def close(self) -> None:
         """Leave without committing anything further."""
@@ -61,6 +77,9 @@ class Admin(Protocol):
 
     def partitions(self, topic: str) -> int | None:
         """Partition count of ``topic``, or ``None`` if it does not exist."""
+
+    def topic_id(self, topic: str) -> str | None:
+        """The topic's unique id (a recreated topic gets a new one), or ``None`` if absent."""
 
     def close(self) -> None:
         """Release the client."""

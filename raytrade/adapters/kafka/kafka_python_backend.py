@@ -10,7 +10,7 @@ import kafka.errors
 from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.structs import OffsetAndMetadata, TopicPartition
 
-from raytrade.adapters.kafka.base import KafkaError, Record
+from raytrade.adapters.kafka.base import DataLossError, FlushTimeoutError, KafkaError, Record
 
 
 class KafkaPythonProducer:
@@ -29,8 +29,8 @@ class KafkaPythonProducer:
             self._drain(30.0)
 
     def _drain(self, timeout_s: float) -> None:
+        self._p.flush(timeout_s)  # on timeout the futures stay tracked for the next flush
         futures, self._futures = self._futures, []
-        self._p.flush(timeout_s)
         failed = [f for f in futures if f.failed()]
         if failed:
             raise KafkaError(f"{len(failed)} deliveries failed, first: {failed[0].exception}")
@@ -40,7 +40,7 @@ class KafkaPythonProducer:
         try:
             self._drain(timeout_s)
         except kafka.errors.KafkaTimeoutError as exc:
-            raise KafkaError(f"flush timed out after {timeout_s}s") from exc
+            raise FlushTimeoutError(f"flush timed out after {timeout_s}s") from exc
 
     def close(self) -> None:
         """Flush and close."""
@@ -56,7 +56,8 @@ class KafkaPythonConsumer:
             "bootstrap_servers": bootstrap,
             "group_id": group_id,
             "enable_auto_commit": False,
-            "auto_offset_reset": "earliest",
+            # A position beyond the log end means the log lost data: raise, never silently rewind.
+            "auto_offset_reset": "none",
             "fetch_max_wait_ms": 10,
             "session_timeout_ms": 2000,
             "heartbeat_interval_ms": 500,
@@ -64,33 +65,61 @@ class KafkaPythonConsumer:
         conf.update(overrides)
         self._c = kafka.KafkaConsumer(**conf)
         self._topic = ""
+        self.transient_errors = 0
 
-    def assign(self, topic: str, partitions: list[int]) -> None:
-        """Assign partitions; the client resumes at committed offsets (else earliest)."""
+    def assign(self, topic: str, partitions: list[int], offsets: dict[int, int] | None = None) -> None:
+        """Assign partitions at ``offsets``, else at their committed offsets, else the earliest."""
         self._topic = topic
-        self._c.assign([TopicPartition(topic, p) for p in partitions])
+        tps = [TopicPartition(topic, p) for p in partitions]
+        self._c.assign(tps)
+        start = dict(offsets or {})
+        for tp in tps:
+            o = start.get(tp.partition)
+            if o is None:
+                o = self._c.committed(tp)
+            if o is None:
+                self._c.seek_to_beginning(tp)
+            else:
+                self._c.seek(tp, o)
 
     def poll_batch(self, max_records: int, timeout_s: float) -> list[Record]:
         """Poll once and flatten the per-partition batches."""
-        batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        try:
+            batches = self._c.poll(timeout_ms=int(timeout_s * 1000), max_records=max_records)
+        except kafka.errors.OffsetOutOfRangeError as exc:
+            raise DataLossError(f"{self._topic}: {exc}") from exc
         out: list[Record] = []
         for tp, records in batches.items():
             for m in records:
                 out.append(Record(tp.partition, m.offset, m.key, m.value or b"", m.timestamp))
         return out
 
-    def commit(self, offsets: dict[int, int]) -> None:
-        """Commit synchronously."""
+    def commit(self, offsets: dict[int, int], asynchronous: bool = False) -> None:
+        """Commit, waiting for the broker unless ``asynchronous``."""
         if not offsets:
             return
+        meta = {TopicPartition(self._topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()}
         try:
-            self._c.commit({TopicPartition(self._topic, p): OffsetAndMetadata(o, "", -1) for p, o in offsets.items()})
+            if asynchronous:
+                self._c.commit_async(meta)
+            else:
+                self._c.commit(meta)
         except kafka.errors.KafkaError as exc:
             raise KafkaError(f"commit failed: {exc}") from exc
 
     def committed(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
         """Committed offsets from the broker."""
         return {p: self._c.committed(TopicPartition(topic, p)) for p in partitions}
+
+    def watermarks(self, partitions: list[int], timeout_s: float) -> dict[int, tuple[int, int]]:
+        """Low and high watermarks asked of the broker."""
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        try:
+            starts = self._c.beginning_offsets(tps, timeout_ms=int(timeout_s * 1000))
+            ends = self._c.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
+        except kafka.errors.KafkaError as exc:
+            raise KafkaError(f"watermarks of {self._topic}: {exc}") from exc
+        return {tp.partition: (int(starts[tp]), int(ends[tp])) for tp in tps}
 
     def close(self) -> None:
         """Close without committing."""
@@ -104,12 +133,25 @@ class KafkaPythonAdmin:
         self._a = KafkaAdminClient(bootstrap_servers=bootstrap)
         self._bootstrap = bootstrap
 
+    def _describe(self, topic: str) -> dict[str, Any] | None:
+        try:
+            topics = self._a.describe_topics([topic])
+        except kafka.errors.KafkaError as exc:
+            raise KafkaError(f"describe topic {topic}: {exc}") from exc
+        for t in topics:
+            if t.get("name", t.get("topic")) == topic and t.get("error_code", 0) == 0:
+                return dict(t)
+        return None
+
     def partitions(self, topic: str) -> int | None:
         """Partition count, or ``None`` if absent."""
-        for t in self._a.describe_topics([topic]):
-            if t.get("name", t.get("topic")) == topic and t.get("error_code", 0) == 0:
-                return len(t.get("partitions", []))
-        return None
+        t = self._describe(topic)
+        return None if t is None else len(t.get("partitions", []))
+
+    def topic_id(self, topic: str) -> str | None:
+        """The topic's id from DescribeTopics."""
+        t = self._describe(topic)
+        return None if t is None else str(t.get("topic_id"))
 
     def create_topic(self, topic: str, partitions: int) -> None:
         """Create the topic, tolerating an identical existing one."""

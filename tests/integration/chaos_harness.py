@@ -1,0 +1,143 @@
+"""Run one seeded feed through a full topology, optionally with a fault mid-stream; read the ledger."""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import ray
+
+from raytrade.adapters import kafka
+from raytrade.adapters.feed import publish
+from raytrade.adapters.ledger_sqlite import SqliteLedger
+from raytrade.cluster.config import RunConfig, load_config
+from raytrade.cluster.topology import Topology, build
+from raytrade.domain.portfolio import Portfolio
+from raytrade.domain.shard_engine import Scorer
+from raytrade.domain.ticks import Tick
+
+REPO = Path(__file__).resolve().parents[2]
+
+Fault = Callable[[Topology], None]
+
+# The ledger's deterministic content: everything but wall-clock times.
+ORDER_COLUMNS = "order_id, strategy, symbol, side, qty, ref_price, status, reason, score"
+FILL_COLUMNS = "fill_id, order_id, symbol, side, qty, price, fee"
+
+
+@dataclass
+class Outcome:
+    """What a run left behind."""
+
+    orders: list[tuple[Any, ...]]
+    fills: list[tuple[Any, ...]]
+    pnl: dict[str, Decimal]
+    positions: dict[str, str]
+    shard_stats: list[dict[str, Any]]
+    gate_state: dict[str, Any]
+
+
+def kill_process(actor: Any) -> int:
+    """SIGKILL the actor's worker process (a crash, not a clean exit); return the old pid."""
+    pid = int(ray.get(actor.pid.remote()))
+    os.kill(pid, signal.SIGKILL)
+    return pid
+
+
+def config(tmp: Path, topic: str, **extra: str) -> RunConfig:
+    env = {
+        "RAYTRADE__KAFKA__TOPIC": topic,
+        "RAYTRADE__KAFKA__DEAD_LETTER_TOPIC": f"{topic}.dlq",
+        "RAYTRADE__KAFKA__GROUP_ID": f"g-{topic}",
+        "RAYTRADE__STRATEGY__LONG_ABOVE": "0.51",
+        "RAYTRADE__STRATEGY__SHORT_BELOW": "0.49",
+        "RAYTRADE__STATE_DIR": str(tmp / "state"),
+        "RAYTRADE__BATCH_SIZE": "500",
+        **{f"RAYTRADE__{k.upper()}": v for k, v in extra.items()},
+    }
+    return load_config(REPO / "configs" / "default.yaml", env=env)
+
+
+def kill_all(topo: Topology) -> None:
+    """Kill every actor of ``topo`` for good (no restart): the end of a test's system."""
+    for a in [*topo.shards, topo.risk_gate, topo.execution]:
+        ray.kill(a, no_restart=True)
+
+
+def consumed(topo: Topology) -> int:
+    return sum(s["consumed"] for s in ray.get([s.stats.remote() for s in topo.shards], timeout=60))
+
+
+def wait_for(pred: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not pred():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.1)
+
+
+Rows = list[tuple[Any, ...]]
+
+
+def read_ledger(path: str, initial_cash: Decimal) -> tuple[Rows, Rows, dict[str, Decimal], dict[str, str]]:
+    ledger = SqliteLedger(path)
+    orders = ledger._db.execute(f"SELECT {ORDER_COLUMNS} FROM orders ORDER BY order_id").fetchall()
+    fills = ledger._db.execute(f"SELECT {FILL_COLUMNS} FROM fills ORDER BY fill_id").fetchall()
+    book = Portfolio.from_fills(initial_cash, ledger.fills())
+    ledger.close()
+    pnl = {"cash": book.cash, "realized": book.realized, "fees": book.fees}
+    return orders, fills, pnl, {s: str(q) for s, q in sorted(book.positions().items())}
+
+
+def run_feed(
+    bootstrap: str,
+    tmp: Path,
+    scorer: Scorer,
+    ticks: list[Tick],
+    *,
+    fault: Fault | None = None,
+    after: Fault | None = None,
+    fault_at: float = 0.4,
+    rate: float = 8000.0,
+    timeout_s: float = 120.0,
+) -> Outcome:
+    """Publish ``ticks`` at ``rate`` to a new topic, trade them, inject ``fault`` once
+    ``fault_at`` of them were consumed, wait until every tick is consumed, call ``after``,
+    read the ledger."""
+    topic = f"chaos-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    cfg = config(tmp, topic)
+    adm = kafka.admin("confluent", bootstrap)
+    adm.create_topic(topic, cfg.kafka.partitions)
+    adm.create_topic(f"{topic}.dlq", 1)
+    adm.close()
+    ledger = str(tmp / "ledger.db")
+    topo = build(cfg, bootstrap, scorer, ledger)
+    runs = [s.run.remote() for s in topo.shards]
+    producer = kafka.producer("confluent", bootstrap)
+    feed = threading.Thread(target=publish, args=(ticks, producer, topic), kwargs={"rate": rate}, daemon=True)
+    feed.start()
+    try:
+        if fault is not None:
+            wait_for(lambda: consumed(topo) >= fault_at * len(ticks), timeout_s, "the fault point")
+            fault(topo)
+        wait_for(lambda: consumed(topo) >= len(ticks), timeout_s, f"{len(ticks)} ticks consumed")
+        feed.join(timeout=30)
+        if after is not None:
+            after(topo)
+        stats = ray.get([s.stats.remote() for s in topo.shards], timeout=60)
+        gate = ray.get(topo.risk_gate.state.remote(), timeout=60)
+        for s in topo.shards:
+            s.stop.remote()
+        ray.get(runs, timeout=60)
+    finally:
+        kill_all(topo)
+    orders, fills, pnl, positions = read_ledger(ledger, cfg.execution.initial_cash)
+    return Outcome(orders, fills, pnl, positions, stats, gate)
