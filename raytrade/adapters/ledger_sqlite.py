@@ -63,16 +63,6 @@ class SqliteLedger:
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
 
-    def known_order_ids(self, order_ids: Iterable[str]) -> set[str]:
-        """Which of ``order_ids`` are already recorded."""
-        ids = list(order_ids)
-        found: set[str] = set()
-        for i in range(0, len(ids), 500):
-            part = ids[i : i + 500]
-            q = f"SELECT order_id FROM orders WHERE order_id IN ({','.join('?' * len(part))})"
-            found.update(r[0] for r in self._db.execute(q, part))
-        return found
-
     def reports(self, order_ids: Iterable[str]) -> dict[str, OrderReport]:
         """The recorded outcome of each of ``order_ids`` that is in the ledger."""
         ids = list(order_ids)
