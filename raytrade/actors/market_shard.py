@@ -167,7 +167,7 @@ class MarketShard:
         old = self.consumer
         self.consumer = kafka.consumer(self.wiring.backend, self.wiring.bootstrap, self.wiring.group_id)
         self.consumer.assign(self.wiring.topic, self.partitions, dict(self.next_offsets))
-        self.transient_errors += getattr(old, "transient_errors", 0)
+        self.transient_errors += old.transient_errors
         old.close()
         self.consumer_rebuilds += 1
         self._last_records_at = time.monotonic()
@@ -329,6 +329,6 @@ class MarketShard:
             "phase_s": {k: round(v, 4) for k, v in self.phase_s.items()},
             "first_batch_ns": self.first_batch_ns,
             "last_batch_ns": self.last_batch_ns,
-            "transient_errors": self.transient_errors + getattr(self.consumer, "transient_errors", 0),
+            "transient_errors": self.transient_errors + self.consumer.transient_errors,
             "error": self.error,
         }

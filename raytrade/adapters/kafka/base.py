@@ -45,6 +45,8 @@ class Producer(Protocol):
 class Consumer(Protocol):
     """Consumes assigned partitions (static assignment, no group rebalancing)."""
 
+    transient_errors: int  # broker errors the client skipped (it reconnects by itself)
+
     def assign(self, topic: str, partitions: list[int], offsets: dict[int, int] | None = None) -> None:
         """Own ``partitions``, starting at ``offsets[p]`` when given, else the committed offset
         (else the earliest)."""
