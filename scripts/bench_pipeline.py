@@ -286,7 +286,7 @@ def bench_backend(backend: kafka.Backend, args: argparse.Namespace, work: Path) 
         cfg = load_config(REPO / "configs" / "default.yaml", env=env)
         scorer = ensure_model(ModelRegistry(work / "models"), seed=1, days=1.0, horizon=5, rounds=100)
         produce(bootstrap, "ticks", ticks)
-        topo = build(cfg, bootstrap, scorer.predict, str(cfg.execution.ledger_path))
+        topo = build(cfg, bootstrap, scorer, str(cfg.execution.ledger_path))
         ray.get([s.stats.remote() for s in topo.shards])  # actors up before the clock starts
         runs = [s.run.remote() for s in topo.shards]
         stats = wait_consumed(topo, len(ticks), 600)

@@ -21,7 +21,7 @@ from raytrade.adapters import kafka
 from raytrade.adapters.snapshot_store import SnapshotStore
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import decimal_from_float
-from raytrade.domain.shard_engine import RejectedMessage, Scorer, ShardEngine
+from raytrade.domain.shard_engine import RejectedMessage, ShardEngine, ShardModel
 from raytrade.domain.strategy import ThresholdStrategy
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ class MarketShard:
         wiring: ShardKafka,
         instruments: list[Instrument],
         strategy: ThresholdStrategy,
-        scorer: Scorer,
+        model: ShardModel,
         risk_gate: Any,
         state_dir: str,
         batch_size: int = 1000,
@@ -102,7 +102,7 @@ class MarketShard:
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
-        self.engine = ShardEngine(instruments, strategy, scorer)
+        self.engine = ShardEngine(instruments, strategy, model)
         self.risk_gate = risk_gate
         self.counters = dict.fromkeys(_COUNTERS, 0)
         self.store = SnapshotStore(Path(state_dir) / f"shard-{shard_id}.db")
@@ -319,6 +319,7 @@ class MarketShard:
             "partitions": self.partitions,
             **self.counters,
             "accepted": self.engine.accepted,
+            "anomaly_blocked": self.engine.anomaly_blocked,
             "rejected": dict(self.engine.rejected_by_reason),
             "next_offsets": dict(self.next_offsets),
             "end_offsets": dict(self.end_offsets),

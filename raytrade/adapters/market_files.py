@@ -78,3 +78,40 @@ def iter_ticks(path: str | Path) -> Iterator[Tick]:
     """Yield the file's ticks in time order."""
     for symbol, ts, price, size in ticks_frame(path).iter_rows():
         yield Tick(symbol, price, size, ts)
+
+
+def bars_frame(path: str | Path) -> pl.DataFrame:
+    """OHLCV bars ``symbol, start, open, high, low, close, volume`` from a file or a folder of files.
+
+    ``start`` is the bar-open time in epoch nanoseconds. A file without a ``symbol`` column names
+    its symbol by the file name up to the first ``_`` (``BTCUSDT_1m.csv``). When ``adjusted_close``
+    is present (split/dividend-adjusted equities), open/high/low/close are scaled by
+    ``adjusted_close / close`` and volume by its inverse, so splits are not price jumps.
+    """
+    p = Path(path)
+    files = sorted(f for f in p.iterdir() if f.suffix in {".csv", ".parquet"}) if p.is_dir() else [p]
+    if not files:
+        raise ValueError(f"{p}: no .csv or .parquet files")
+    parts = []
+    for f in files:
+        df = read_frame(f)
+        missing = BAR_COLUMNS - set(df.columns)
+        if missing:
+            raise ValueError(f"{f}: not bars, missing columns {sorted(missing)}")
+        if "symbol" not in df.columns:
+            df = df.with_columns(pl.lit(f.stem.split("_")[0]).alias("symbol"))
+        time_col = "start" if "start" in df.columns else "timestamp"
+        if time_col not in df.columns:
+            raise ValueError(f"{f}: expected a 'start' or 'timestamp' column, found {df.columns}")
+        df = df.with_columns(_ts_ns(df, time_col).alias("start"))
+        prices = ["open", "high", "low", "close"]
+        df = df.with_columns(*(pl.col(c).cast(pl.Float64) for c in [*prices, "volume"]))
+        if "adjusted_close" in df.columns:
+            factor = pl.col("adjusted_close").cast(pl.Float64) / pl.col("close")
+            df = df.with_columns(*(pl.col(c) * factor for c in prices), pl.col("volume") / factor)
+        parts.append(df.select("symbol", "start", *prices, "volume"))
+    out = pl.concat(parts).sort("symbol", "start")
+    bad = out.filter(~pl.all_horizontal(pl.col("open", "high", "low", "close").is_finite() & (pl.col("close") > 0)))
+    if bad.height:
+        raise ValueError(f"{p}: {bad.height} bars with non-finite or non-positive prices, first: {bad.row(0)}")
+    return out

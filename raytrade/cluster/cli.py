@@ -7,12 +7,14 @@ import json
 import sys
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 
 from raytrade.adapters import kafka
 from raytrade.adapters.feed import publish
 from raytrade.adapters.market_files import iter_ticks
 from raytrade.cluster.config import ConfigError, load_config
 from raytrade.domain.ticks import Tick
+from raytrade.training.registry import RegistryError
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -52,6 +54,77 @@ def _produce(args: argparse.Namespace) -> int:
     return 0
 
 
+def _overrides(args: argparse.Namespace) -> dict[str, object]:
+    pairs = {
+        "data.source": getattr(args, "data", None),
+        "data.horizon_bars": getattr(args, "horizon", None),
+        "registry": getattr(args, "registry", None),
+        "output_dir": getattr(args, "output", None),
+        "storage_path": getattr(args, "storage_path", None),
+    }
+    if getattr(args, "approve", False):
+        pairs["approve"] = True
+    return {k: v for k, v in pairs.items() if v is not None}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from raytrade.training.train import train
+    from raytrade.training.train_config import TrainConfig, load_yaml
+
+    cfg = load_yaml(args.config, TrainConfig, _overrides(args))
+    report = train(cfg, log=lambda line: print(line, file=sys.stderr))
+    print((Path(report["report_dir"]) / "report.md").read_text())
+    return 0
+
+
+def _tune(args: argparse.Namespace) -> int:
+    from raytrade.training.train_config import load_yaml
+    from raytrade.training.tune_config import TuneConfig
+    from raytrade.training.tune_sweep import run_sweep
+
+    cfg = load_yaml(args.config, TuneConfig, _overrides(args))
+    print(json.dumps(run_sweep(cfg, log=lambda line: print(line, file=sys.stderr)), indent=2, sort_keys=True))
+    return 0
+
+
+def _rl(args: argparse.Namespace) -> int:
+    import ray
+
+    from raytrade.training.registry import ModelRegistry
+    from raytrade.training.rl.agent import train_agent
+
+    ray.init(
+        num_cpus=args.num_cpus, object_store_memory=200 * 1024 * 1024, include_dashboard=False, log_to_driver=False
+    )
+    try:
+        train = {"iterations": args.iterations, "train_batch_size": args.batch, "seed": args.seed}
+        summary = train_agent({"days": args.days}, train, ModelRegistry(args.registry), approve=args.approve)
+    finally:
+        ray.shutdown()
+    print(json.dumps(summary, indent=2, sort_keys=True))
+    return 0
+
+
+def _models(args: argparse.Namespace) -> int:
+    from raytrade.training.registry import ModelRegistry
+
+    reg = ModelRegistry(args.registry)
+    if args.action == "approve":
+        if not args.name or not args.version:
+            print("raytrade models approve NAME VERSION", file=sys.stderr)
+            return 2
+        reg.approve(args.name, args.version)
+    rows = []
+    for name in reg.names():
+        for v in reg.versions(name):
+            m = reg.meta(name, v)
+            rows.append(
+                {"name": name, "version": v, "kind": m.kind, "approved": reg.is_approved(name, v), "metrics": m.metrics}
+            )
+    print(json.dumps(rows, indent=2, sort_keys=True))
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser."""
     p = argparse.ArgumentParser(prog="raytrade", description="Ray-based distributed AI trading engine")
@@ -69,6 +142,36 @@ def parser() -> argparse.ArgumentParser:
     pr.add_argument("--rate", type=float, default=None, help="ticks per second (default: as fast as possible)")
     pr.add_argument("--limit", type=int, default=None, help="stop after this many ticks")
     pr.set_defaults(func=_produce)
+    t = sub.add_parser("train", help="evaluate walk-forward, fit the ensemble + anomaly gate + GARCH, register")
+    t.add_argument("--config", default=None, help="YAML (default: built-in defaults, see configs/train.yaml)")
+    t.add_argument("--data", help="'synthetic' or a CSV/Parquet file or folder of bars (overrides data.source)")
+    t.add_argument("--horizon", type=int, help="label horizon in bars (overrides data.horizon_bars)")
+    t.add_argument("--registry", help="registry directory or URI")
+    t.add_argument("--output", help="where reports go (overrides output_dir)")
+    t.add_argument("--approve", action="store_true", help="approve the registered versions")
+    t.set_defaults(func=_train)
+    tu = sub.add_parser("tune", help="Ray Tune sweep (ASHA) with the walk-forward objective; registers the best")
+    tu.add_argument("config", help="YAML, e.g. configs/tune.yaml")
+    tu.add_argument("--data", help="overrides data.source")
+    tu.add_argument("--storage-path", dest="storage_path", help="overrides storage_path")
+    tu.add_argument("--registry", help="registry directory or URI")
+    tu.add_argument("--approve", action="store_true", help="approve the exported model")
+    tu.set_defaults(func=_tune)
+    rl = sub.add_parser("rl", help="train the PPO agent (RLlib) on the synthetic market, evaluate, register")
+    rl.add_argument("--iterations", type=int, default=20)
+    rl.add_argument("--batch", type=int, default=2000, help="env steps per iteration")
+    rl.add_argument("--days", type=float, default=1.0, help="synthetic market days to train on")
+    rl.add_argument("--seed", type=int, default=0)
+    rl.add_argument("--num-cpus", dest="num_cpus", type=int, default=2)
+    rl.add_argument("--registry", default="var/models")
+    rl.add_argument("--approve", action="store_true")
+    rl.set_defaults(func=_rl)
+    mo = sub.add_parser("models", help="list registered models, or approve one")
+    mo.add_argument("action", choices=["list", "approve"])
+    mo.add_argument("name", nargs="?")
+    mo.add_argument("version", nargs="?")
+    mo.add_argument("--registry", default="var/models")
+    mo.set_defaults(func=_models)
     return p
 
 
@@ -79,6 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         print(f"raytrade: {exc}", file=sys.stderr)
+        return 2
+    except (RegistryError, FileNotFoundError, ValueError) as exc:
+        print(f"raytrade {args.command}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -94,8 +94,14 @@ class StrategyConfig(_Strict):
 class ModelConfig(_Strict):
     """Which model the shards score with."""
 
-    registry: str = Field("var/models", description="Model registry directory")
-    version: str = Field("latest", description="'latest' or a pinned version such as v0001")
+    registry: str = Field("var/models", description="Model registry: a directory or a file:// URI")
+    name: str = Field("xgb_direction", pattern=r"^[a-z][a-z0-9_]{0,63}$", description="Registered signal model")
+    version: str = Field(
+        "approved", pattern=r"^(approved|latest|v\d{4,})$", description="'approved', 'latest' or a pinned vNNNN"
+    )
+    anomaly_gate: str | None = Field(
+        "anomaly_iforest", description="Registered anomaly detector whose flag blocks trading; null = none"
+    )
     bootstrap_days: float = Field(3.0, gt=0, description="Synthetic history to train on when the registry is empty")
     horizon_bars: int = Field(5, ge=1, description="Label horizon in 1-minute bars")
     rounds: int = Field(150, ge=1, description="Boosting rounds")

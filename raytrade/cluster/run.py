@@ -213,17 +213,19 @@ def run(
         out.write(f"kafka: {bootstrap} ({'embedded tansu' if embedded else 'external'})\n")
         _create_topics(cfg, bootstrap)
         m = cfg.model
-        scorer = ensure_model(
+        model = ensure_model(
             ModelRegistry(m.registry),
             m.version,
+            name=m.name,
+            gate=m.anomaly_gate,
             seed=cfg.feed.seed,
             days=m.bootstrap_days,
             horizon=m.horizon_bars,
             rounds=m.rounds,
         )
-        out.write(f"model: xgb_direction {scorer.version}\n")
+        out.write(f"model: {model.version}\n")
         _init_ray(cfg)
-        topo = build(cfg, bootstrap, scorer.predict, ledger)
+        topo = build(cfg, bootstrap, model, ledger)
         run_refs = [s.run.remote() for s in topo.shards]
         feed = _start_feed(cfg, bootstrap)
         next_progress = time.monotonic()
@@ -240,7 +242,7 @@ def run(
             if ready:
                 break  # a shard ended on its own: an error, reported below
         feed.stop.set()
-        summary = _finish(topo, run_refs, feed, started, scorer.version, bootstrap, embedded, ledger)
+        summary = _finish(topo, run_refs, feed, started, model.version, bootstrap, embedded, ledger)
     except KeyboardInterrupt:
         out.write("interrupted: shutting down\n")
         feed.stop.set()

@@ -12,7 +12,7 @@ from raytrade.actors.risk_gate import RiskGate
 from raytrade.cluster.config import RunConfig
 from raytrade.domain.paper_fills import PaperFillModel
 from raytrade.domain.risk import RiskLimits
-from raytrade.domain.shard_engine import Scorer
+from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.strategy import ThresholdStrategy
 
 
@@ -36,7 +36,7 @@ def state_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.state_dir) if cfg.state_dir else Path(cfg.output_dir) / "state"
 
 
-def build(cfg: RunConfig, bootstrap: str, scorer: Scorer, ledger_path: str) -> Topology:
+def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str) -> Topology:
     """Start Execution, the RiskGate and one MarketShard per partition (static assignment).
 
     Every actor is restarted by Ray when it dies and recovers its state (see each class).
@@ -59,7 +59,7 @@ def build(cfg: RunConfig, bootstrap: str, scorer: Scorer, ledger_path: str) -> T
     strategy = strategy_from(cfg)
     shards = [
         MarketShard.remote(  # type: ignore[attr-defined]
-            p, [p], wiring, instruments, strategy, scorer, gate, str(state_dir), cfg.batch_size
+            p, [p], wiring, instruments, strategy, model, gate, str(state_dir), cfg.batch_size
         )
         for p in range(k.partitions)
     ]

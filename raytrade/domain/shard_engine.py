@@ -4,7 +4,7 @@ score (one batched call) -> strategy -> order intents."""
 from __future__ import annotations
 
 import pickle
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,7 +19,26 @@ from raytrade.domain.orders import Fill, OrderIntent
 from raytrade.domain.strategy import ThresholdStrategy
 from raytrade.domain.ticks import Rejection, Tick, TickValidator
 
+# Feature windows (n, history, n_features), oldest first -> probability of an up move per row.
 Scorer = Callable[[np.ndarray], np.ndarray]
+# Feature rows (n, n_features) -> True where the row is anomalous and must not trade.
+AnomalyGate = Callable[[np.ndarray], np.ndarray]
+
+
+@dataclass(frozen=True)
+class ShardModel:
+    """What a shard scores with: a model over the last ``history`` feature vectors, and an optional gate."""
+
+    score: Scorer
+    history: int = 1
+    gate: AnomalyGate | None = None
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        if self.history < 1:
+            raise ValueError(f"history must be >= 1 feature vector, found {self.history}")
+
+
 # (partition, offset, key, value) of one consumed message.
 RawMessage = tuple[int, int, bytes | None, bytes]
 
@@ -48,7 +67,7 @@ class BatchResult:
 @dataclass(slots=True)
 class _Pending:
     symbol: str
-    features: tuple[float, ...]
+    window: list[tuple[float, ...]]
     tick: Tick
     partition: int
     offset: int
@@ -57,18 +76,20 @@ class _Pending:
 class ShardEngine:
     """Per-symbol state for the symbols of one shard's partitions."""
 
-    def __init__(self, instruments: Sequence[Instrument], strategy: ThresholdStrategy, scorer: Scorer) -> None:
+    def __init__(self, instruments: Sequence[Instrument], strategy: ThresholdStrategy, model: ShardModel) -> None:
         self.instruments = {i.symbol: i for i in instruments}
         self.strategy = strategy
-        self.scorer = scorer
+        self.model = model
         self.validator = TickValidator(set(self.instruments))
         self.bars: dict[str, BarBuilder] = {s: BarBuilder() for s in self.instruments}
         self.features: dict[str, FeatureState] = {s: FeatureState() for s in self.instruments}
         self.positions: dict[str, Decimal] = {}
         self.last_price: dict[str, float] = {}
         self.last_score: dict[str, float] = {}
+        self.history: dict[str, deque[tuple[float, ...]]] = {s: deque(maxlen=model.history) for s in self.instruments}
         self.rejected_by_reason: Counter[str] = Counter()
         self.accepted = 0
+        self.anomaly_blocked = 0
 
     def process(self, messages: Iterable[RawMessage], ts_consumed: int) -> BatchResult:
         """Run one batch; scoring happens once for every bar the batch closed."""
@@ -87,14 +108,24 @@ class ShardEngine:
                 continue
             out.bars_closed += 1
             f = self.features[v.symbol].update(bar)
-            if f is not None:
-                pending.append(_Pending(v.symbol, f, v, partition, offset))
+            if f is None:
+                continue
+            hist = self.history[v.symbol]
+            hist.append(f)
+            if len(hist) == hist.maxlen:
+                pending.append(_Pending(v.symbol, list(hist), v, partition, offset))
         self.accepted += out.accepted
         if pending:
-            scores = self.scorer(np.array([p.features for p in pending], dtype=np.float64))
+            windows = np.array([p.window for p in pending], dtype=np.float64)
+            scores = self.model.score(windows)
+            gate = self.model.gate
+            blocked = gate(windows[:, -1, :]).tolist() if gate is not None else [False] * len(pending)
             projected = dict(self.positions)
-            for p, score in zip(pending, scores.tolist(), strict=True):
+            for p, score, block in zip(pending, scores.tolist(), blocked, strict=True):
                 self.last_score[p.symbol] = score
+                if block:  # an anomalous feature vector: no new order on this bar
+                    self.anomaly_blocked += 1
+                    continue
                 inst = self.instruments[p.symbol]
                 intent = self.strategy.decide(
                     inst,
@@ -118,8 +149,10 @@ class ShardEngine:
         "positions",
         "last_price",
         "last_score",
+        "history",
         "rejected_by_reason",
         "accepted",
+        "anomaly_blocked",
     )
 
     def snapshot(self) -> bytes:

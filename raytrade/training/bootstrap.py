@@ -1,46 +1,78 @@
-"""First-start model: train XGBoost on synthetic history when the registry has none."""
+"""First start: train the default model and anomaly gate on synthetic history when the registry has none."""
 
 from __future__ import annotations
 
+from typing import Any
+
+import numpy as np
+
 from raytrade.adapters.synthetic_market import SyntheticMarket, ticks_to_bars
 from raytrade.domain.features import FEATURE_NAMES, FEATURE_VERSION
-from raytrade.training.datasets import build_dataset
+from raytrade.domain.shard_engine import ShardModel
+from raytrade.training.datasets import Dataset, build_dataset
+from raytrade.training.metrics import hit_rate, information_coefficient
+from raytrade.training.model_loading import shard_model
+from raytrade.training.models.anomaly import AnomalyDetector
+from raytrade.training.models.xgb_model import XgbModel
 from raytrade.training.registry import ModelMeta, ModelRegistry, RegistryError, config_hash
-from raytrade.training.xgb_model import DEFAULT_PARAMS, XgbScorer, train_xgb
+from raytrade.training.splits import holdout
 
 MODEL_NAME = "xgb_direction"
+GATE_NAME = "anomaly_iforest"
+
+
+def _meta(name: str, kind: str, data: Dataset, params: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
+    return {
+        "name": name,
+        "kind": kind,
+        "feature_version": FEATURE_VERSION,
+        "feature_names": FEATURE_NAMES,
+        "data_range": (int(data.start[0]), int(data.start[-1])),
+        "params": params,
+        "metrics": metrics,
+        "config_hash": config_hash({**params, "source": "synthetic"}),
+        "extra": {"source": "synthetic", "trained_by": "bootstrap"},
+    }
 
 
 def train_on_synthetic(registry: ModelRegistry, *, seed: int, days: float, horizon: int, rounds: int) -> ModelMeta:
-    """Simulate ``days`` of history, train, register, and return the new model's metadata."""
+    """Simulate ``days`` of history; train, validate (purged holdout) and register the default model and gate."""
     market = SyntheticMarket(seed=seed + 1_000)  # a different path from the one traded
-    bars = ticks_to_bars(market.ticks_frame(int(days * 86_400)))
-    data = build_dataset(bars, horizon)
-    scorer, metrics = train_xgb(data, FEATURE_NAMES, rounds=rounds, seed=seed)
-    params = {**DEFAULT_PARAMS, "rounds": rounds, "horizon": horizon, "seed": seed}
-    return registry.register(
-        {
-            "name": MODEL_NAME,
-            "kind": "xgboost",
-            "feature_version": FEATURE_VERSION,
-            "feature_names": FEATURE_NAMES,
-            "data_range": (int(data.start[0]), int(data.start[-1])),
-            "params": params,
-            "metrics": metrics,
-            "config_hash": config_hash({**params, "days": days, "source": "synthetic"}),
-            "extra": {"source": "synthetic", "days": days},
-        },
-        scorer.to_bytes(),
+    data = build_dataset(ticks_to_bars(market.ticks_frame(int(days * 86_400))), horizon)
+    rows = np.arange(len(data))
+    fit, valid = holdout(rows, data.start, 0.2, horizon)
+    model = XgbModel({"rounds": rounds}, seed)
+    model.fit(data, fit)
+    p = model.predict(data, valid)
+    fwd = data.forward_return[valid]
+    metrics = {"valid_ic": information_coefficient(p, fwd), "valid_hit_rate": hit_rate(p, fwd), "rows": float(len(fit))}
+    params = {**model.params, "horizon": horizon, "seed": seed, "days": days}
+    meta = registry.register(_meta(MODEL_NAME, model.kind, data, params, metrics), model.to_bytes(), approve=True)
+    gate = AnomalyDetector(seed=seed)
+    gate.fit(data.x[fit])
+    blocked = float(gate.flags(data.x[valid]).mean())
+    gparams = {**gate.params, "seed": seed, "days": days}
+    registry.register(
+        _meta(GATE_NAME, gate.kind, data, gparams, {"valid_blocked": blocked}), gate.to_bytes(), approve=True
     )
+    return meta
 
 
 def ensure_model(
-    registry: ModelRegistry, version: str = "latest", *, seed: int, days: float, horizon: int, rounds: int
-) -> XgbScorer:
-    """Load the requested model, training one on synthetic history if none exists."""
-    if not registry.versions(MODEL_NAME):
-        if version != "latest":
+    registry: ModelRegistry,
+    version: str = "approved",
+    *,
+    seed: int,
+    days: float,
+    horizon: int,
+    rounds: int,
+    name: str = MODEL_NAME,
+    gate: str | None = GATE_NAME,
+) -> ShardModel:
+    """The shards' model (and gate), training the default pair on synthetic history if the registry has none."""
+    missing_gate = gate == GATE_NAME and not registry.versions(GATE_NAME)
+    if name == MODEL_NAME and (not registry.versions(MODEL_NAME) or missing_gate):
+        if version not in ("latest", "approved"):
             raise RegistryError(f"pinned model version {version!r} requested but the registry is empty")
         train_on_synthetic(registry, seed=seed, days=days, horizon=horizon, rounds=rounds)
-    meta, raw = registry.load(MODEL_NAME, version, feature_version=FEATURE_VERSION)
-    return XgbScorer.from_bytes(raw, meta.feature_names, meta.version)
+    return shard_model(registry, name, version, gate)

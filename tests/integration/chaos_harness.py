@@ -21,7 +21,7 @@ from raytrade.adapters.ledger_sqlite import SqliteLedger
 from raytrade.cluster.config import RunConfig, load_config
 from raytrade.cluster.topology import Topology, build
 from raytrade.domain.portfolio import Portfolio
-from raytrade.domain.shard_engine import Scorer
+from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.ticks import Tick
 
 REPO = Path(__file__).resolve().parents[2]
@@ -99,7 +99,7 @@ def read_ledger(path: str, initial_cash: Decimal) -> tuple[Rows, Rows, dict[str,
 def run_feed(
     bootstrap: str,
     tmp: Path,
-    scorer: Scorer,
+    scorer: ShardModel,
     ticks: list[Tick],
     *,
     fault: Fault | None = None,

@@ -45,7 +45,7 @@ def test_slow_venue_slows_intake_and_lag_is_exported(ray_local: int, broker: Emb
     adm.create_topic(f"{topic}.dlq", 1)
     adm.close()
     scorer = ensure_model(ModelRegistry(tmp_path / "models"), seed=1, days=0.5, horizon=5, rounds=30)
-    topo = build(cfg, broker.bootstrap_servers, scorer.predict, str(tmp_path / "ledger.db"))
+    topo = build(cfg, broker.bootstrap_servers, scorer, str(tmp_path / "ledger.db"))
     try:
         ticks = list(itertools.islice(SyntheticMarket(seed=9).ticks(4 * 3600), N_TICKS))
         procs = [psutil.Process(ray.get(s.pid.remote())) for s in topo.shards]

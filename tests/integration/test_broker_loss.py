@@ -30,7 +30,7 @@ def test_broker_restart_with_memory_storage_halts_trading(ray_local: None, tmp_p
         adm.close()
         scorer = ensure_model(ModelRegistry(tmp_path / "models"), seed=1, days=0.5, horizon=5, rounds=30)
         ledger = str(tmp_path / "ledger.db")
-        topo = build(cfg, broker.bootstrap_servers, scorer.predict, ledger)
+        topo = build(cfg, broker.bootstrap_servers, scorer, ledger)
         runs = [s.run.remote() for s in topo.shards]
         ticks = list(SyntheticMarket(seed=5).ticks(1800))
         producer = kafka.producer("confluent", broker.bootstrap_servers)

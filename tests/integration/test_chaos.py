@@ -14,7 +14,7 @@ import ray
 from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.synthetic_market import SyntheticMarket
 from raytrade.cluster.topology import Topology
-from raytrade.domain.shard_engine import Scorer
+from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.ticks import Tick
 from raytrade.training.bootstrap import ensure_model
 from raytrade.training.registry import ModelRegistry
@@ -22,10 +22,8 @@ from tests.integration.chaos_harness import Outcome, kill_process, run_feed
 
 
 @pytest.fixture(scope="module")
-def scorer(tmp_path_factory: pytest.TempPathFactory) -> Scorer:
-    return ensure_model(
-        ModelRegistry(tmp_path_factory.mktemp("models")), seed=1, days=0.5, horizon=5, rounds=30
-    ).predict
+def scorer(tmp_path_factory: pytest.TempPathFactory) -> ShardModel:
+    return ensure_model(ModelRegistry(tmp_path_factory.mktemp("models")), seed=1, days=0.5, horizon=5, rounds=30)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +32,13 @@ def ticks() -> list[Tick]:
 
 
 @pytest.fixture(scope="module")
-def baseline(broker: EmbeddedBroker, ray_local: None, scorer: Scorer, ticks: list[Tick], tmp_path_factory) -> Outcome:  # type: ignore[no-untyped-def]
+def baseline(
+    broker: EmbeddedBroker,
+    ray_local: None,
+    scorer: ShardModel,
+    ticks: list[Tick],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Outcome:
     out = run_feed(broker.bootstrap_servers, tmp_path_factory.mktemp("baseline"), scorer, ticks)
     assert len(out.orders) >= 50, "the feed should make enough orders for the comparison to mean something"
     assert len(out.fills) >= 50

@@ -49,7 +49,7 @@ def system(broker: EmbeddedBroker, ray_local: None, tmp_path_factory: pytest.Tem
     adm.create_topic(f"{topic}.dlq", 1)
     scorer = ensure_model(ModelRegistry(tmp / "models"), seed=1, days=0.5, horizon=5, rounds=30)
     ledger = str(tmp / "ledger.db")
-    topo = build(cfg, broker.bootstrap_servers, scorer.predict, ledger)
+    topo = build(cfg, broker.bootstrap_servers, scorer, ledger)
     runs = [s.run.remote() for s in topo.shards]
     yield cfg, topo, ledger, topic
     for s in topo.shards:

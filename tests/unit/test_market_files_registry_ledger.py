@@ -7,9 +7,7 @@ import pytest
 
 from raytrade.adapters.ledger_sqlite import LedgerEntry, SqliteLedger
 from raytrade.adapters.market_files import iter_ticks
-from raytrade.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from raytrade.domain.orders import Fill, OrderIntent, OrderStatus, Side
-from raytrade.training.registry import ModelRegistry, RegistryError
 
 
 def test_bar_csv_becomes_ordered_ticks_and_zero_volume_bars_trade_nothing(tmp_path: Path) -> None:
@@ -28,35 +26,6 @@ def test_bar_csv_becomes_ordered_ticks_and_zero_volume_bars_trade_nothing(tmp_pa
     with pytest.raises(ValueError, match="expected tick columns"):
         (tmp_path / "x.csv").write_text("timestamp,foo\n2023-01-01 00:00:00,1\n")
         list(iter_ticks(tmp_path / "x.csv"))
-
-
-def meta(**kw: object) -> dict[str, object]:
-    base: dict[str, object] = {
-        "name": "m",
-        "kind": "xgboost",
-        "feature_version": FEATURE_VERSION,
-        "feature_names": FEATURE_NAMES,
-        "data_range": (1, 2),
-        "params": {"eta": 0.1},
-        "metrics": {"valid_auc": 0.5},
-        "config_hash": "abc",
-    }
-    base.update(kw)
-    return base
-
-
-def test_registry_versions_and_feature_version_guard(tmp_path: Path) -> None:
-    reg = ModelRegistry(tmp_path)
-    assert reg.register(meta(), b"one").version == "v0001"
-    assert reg.register(meta(), b"two").version == "v0002"
-    m, raw = reg.load("m", feature_version=FEATURE_VERSION)
-    assert (m.version, raw) == ("v0002", b"two")
-    assert reg.load("m", "v0001", feature_version=FEATURE_VERSION)[1] == b"one"
-    reg.register(meta(feature_version="v0"), b"old")
-    with pytest.raises(RegistryError, match="built for features 'v0'"):
-        reg.load("m", "v0003", feature_version=FEATURE_VERSION)
-    with pytest.raises(RegistryError, match="no version 'v0009'"):
-        reg.load("m", "v0009", feature_version=FEATURE_VERSION)
 
 
 def test_sqlite_ledger_is_idempotent_and_durable(tmp_path: Path) -> None:

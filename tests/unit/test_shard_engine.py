@@ -9,7 +9,7 @@ from raytrade.domain.features import WARMUP_BARS
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import floor_to
 from raytrade.domain.orders import Fill
-from raytrade.domain.shard_engine import RawMessage, ShardEngine
+from raytrade.domain.shard_engine import RawMessage, ShardEngine, ShardModel
 from raytrade.domain.strategy import ThresholdStrategy
 from raytrade.domain.ticks import Tick, encode_tick
 
@@ -17,9 +17,12 @@ BTC = Instrument("BTCUSDT", D("0.01"), D("0.00001"))
 T0 = 1_672_531_200 * 10**9
 
 
-def momentum(rows: np.ndarray) -> np.ndarray:
+def momentum_rule(windows: np.ndarray) -> np.ndarray:
     """Probability of an up move from the last bar's return: a fixed, deterministic rule."""
-    return np.where(rows[:, 0] > 0, 0.9, 0.1)
+    return np.where(windows[:, -1, 0] > 0, 0.9, 0.1)
+
+
+momentum = ShardModel(momentum_rule)
 
 
 def messages(prices: list[float]) -> list[RawMessage]:
@@ -30,11 +33,11 @@ def messages(prices: list[float]) -> list[RawMessage]:
 def test_engine_trades_only_after_warm_up_and_batches_scoring() -> None:
     calls: list[int] = []
 
-    def scorer(rows: np.ndarray) -> np.ndarray:
-        calls.append(len(rows))
-        return momentum(rows)
+    def scorer(windows: np.ndarray) -> np.ndarray:
+        calls.append(len(windows))
+        return momentum_rule(windows)
 
-    engine = ShardEngine([BTC], ThresholdStrategy("m", 0.6, 0.4, D("10000"), True), scorer)
+    engine = ShardEngine([BTC], ThresholdStrategy("m", 0.6, 0.4, D("10000"), True), ShardModel(scorer))
     prices = [20000.0 + (i % 7) * 10 for i in range(WARMUP_BARS + 10)]
     out = engine.process(messages(prices), ts_consumed=123)
     assert out.accepted == len(prices) and out.bars_closed == len(prices) - 1

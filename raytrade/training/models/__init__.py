@@ -1,0 +1,1 @@
+"""Signal models: each predicts the probability that the forward return is positive."""

@@ -1,0 +1,63 @@
+"""What every signal model offers, and hyperparameter checking shared by them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar, Protocol
+
+import numpy as np
+
+from raytrade.training.datasets import Dataset
+
+
+class SignalModel(Protocol):
+    """A model of ``P(forward return > 0)`` from feature vectors.
+
+    ``history`` is how many consecutive feature vectors (oldest first) one prediction reads:
+    1 for row models, the sequence length for the LSTM. ``predict_windows`` is the streaming
+    entry point (the shards keep that many vectors per symbol); ``predict`` reads a dataset.
+    """
+
+    kind: ClassVar[str]
+    params: dict[str, Any]
+    seed: int
+
+    @property
+    def history(self) -> int: ...
+
+    def fit(self, data: Dataset, rows: np.ndarray, valid: np.ndarray | None = None) -> None: ...
+
+    def predict(self, data: Dataset, rows: np.ndarray) -> np.ndarray: ...
+
+    def predict_windows(self, windows: np.ndarray) -> np.ndarray: ...
+
+    def to_bytes(self) -> bytes: ...
+
+
+def merge_params(kind: str, defaults: dict[str, Any], given: dict[str, Any] | None) -> dict[str, Any]:
+    """``defaults`` updated by ``given``; an unknown key is an error naming the known ones."""
+    given = dict(given or {})
+    unknown = sorted(set(given) - set(defaults))
+    if unknown:
+        raise ValueError(f"{kind}: unknown hyperparameter(s) {unknown}; known: {sorted(defaults)}")
+    return {**defaults, **given}
+
+
+def check_rows(x: np.ndarray, n_features: int) -> np.ndarray:
+    """A 2-D float64 array of ``n_features`` columns, or a clear error."""
+    if x.ndim != 2 or x.shape[1] != n_features:
+        raise ValueError(f"expected rows of {n_features} features, found shape {x.shape}")
+    return np.ascontiguousarray(x, dtype=np.float64)
+
+
+def pack(head: dict[str, Any], blob: bytes) -> bytes:
+    """A JSON header and a binary body in one artifact: ``len(head) | head | body``."""
+    h = json.dumps(head, sort_keys=True).encode()
+    return len(h).to_bytes(4, "big") + h + blob
+
+
+def unpack(raw: bytes) -> tuple[dict[str, Any], bytes]:
+    """The header and body of a :func:`pack` artifact."""
+    n = int.from_bytes(raw[:4], "big")
+    head: dict[str, Any] = json.loads(raw[4 : 4 + n])
+    return head, raw[4 + n :]

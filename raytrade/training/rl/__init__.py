@@ -1,0 +1,1 @@
+"""RL trading agent, split Qlib-style: simulator, state interpreter, action interpreter, reward."""
