@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import ray
+
 from raytrade.actors.execution import Execution
 from raytrade.actors.market_shard import MarketShard, ShardKafka
 from raytrade.actors.risk_gate import RiskGate
@@ -23,6 +25,9 @@ class Topology:
     execution: Any
     risk_gate: Any
     shards: list[Any]
+    # The shards' model in the object store. Held here so a restarted shard can re-read its
+    # constructor argument (a model above Ray's inline size is dropped once nothing holds it).
+    model_ref: Any = None
 
 
 def strategy_from(cfg: RunConfig) -> ThresholdStrategy:
@@ -57,10 +62,11 @@ def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str) -
     k = cfg.kafka
     wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id)
     strategy = strategy_from(cfg)
+    model_ref = ray.put(model)
     shards = [
         MarketShard.remote(  # type: ignore[attr-defined]
-            p, [p], wiring, instruments, strategy, model, gate, str(state_dir), cfg.batch_size
+            p, [p], wiring, instruments, strategy, model_ref, gate, str(state_dir), cfg.batch_size
         )
         for p in range(k.partitions)
     ]
-    return Topology(execution, gate, shards)
+    return Topology(execution, gate, shards, model_ref)
