@@ -15,7 +15,14 @@ import torch
 
 from raytrade.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from raytrade.training.registry import ModelMeta, ModelRegistry, config_hash
-from raytrade.training.rl.env import TradingEnv, baseline_policies, env_settings, market_data, run_policy
+from raytrade.training.rl.env import (
+    TradingEnv,
+    baseline_policies,
+    env_settings,
+    market_data,
+    run_policy,
+    state_for,
+)
 
 DEFAULT_TRAIN: dict[str, Any] = {
     "iterations": 20,
@@ -98,13 +105,15 @@ def train_agent(
             artifact = pack_dir(Path(tmp))
     finally:
         algo.stop()  # type: ignore[no-untyped-call]
+    train_data, _ = market_data(int(env_s["seed"]), float(env_s["days"]))
+    state = state_for(train_data)
+    data, market = market_data(int(tr["eval_seed"]), float(tr["eval_days"]))
     with tempfile.TemporaryDirectory() as tmp:
         policy_module = load_policy_module(artifact, Path(tmp))  # evaluate what was exported
-        data, market = market_data(int(tr["eval_seed"]), float(tr["eval_days"]))
-        evaluation = {"ppo": run_policy(lambda obs, feats: greedy_action(policy_module, obs), data, market, env_s)}
+        ppo = run_policy(lambda obs, feats: greedy_action(policy_module, obs), state, data, market, env_s)
+    evaluation = {"ppo": ppo}
     for name, policy in baseline_policies().items():
-        evaluation[f"baseline_{name}"] = run_policy(policy, data, market, env_s)
-    train_data, _ = market_data(int(env_s["seed"]), float(env_s["days"]))
+        evaluation[f"baseline_{name}"] = run_policy(policy, state, data, market, env_s)
     meta: ModelMeta = registry.register(
         {
             "name": "ppo_policy",
@@ -121,8 +130,8 @@ def train_agent(
             },
             "config_hash": config_hash({**tr, **env_s}),
             "extra": {
-                "obs_mean": train_data.x.mean(axis=0).tolist(),
-                "obs_std": (train_data.x.std(axis=0) + 1e-12).tolist(),
+                "obs_mean": state.mean.tolist(),
+                "obs_std": state.std.tolist(),
                 "actions": ["short", "flat", "long"],
                 "source": "synthetic",
             },

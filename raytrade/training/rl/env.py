@@ -42,6 +42,11 @@ def market_data(seed: int, days: float) -> tuple[Dataset, SyntheticMarket]:
     return build_dataset(ticks_to_bars(market.ticks_frame(int(days * 86_400))), 1), market
 
 
+def state_for(train: Dataset) -> StateInterpreter:
+    """The observation standardized with the statistics of the data the agent trains on."""
+    return StateInterpreter(train.x.mean(axis=0), train.x.std(axis=0) + 1e-12)
+
+
 def fill_model(s: dict[str, Any]) -> PaperFillModel:
     return PaperFillModel(Decimal(s["fee_bps"]), Decimal(s["half_spread_bps"]), Decimal(s["slippage_bps"]))
 
@@ -53,7 +58,7 @@ class TradingEnv(gym.Env[np.ndarray, int]):
         self.s = env_settings(dict(config or {}))
         self.data, market = market_data(int(self.s["seed"]), float(self.s["days"]))
         self.instruments = {i.symbol: i for i in market.instruments}
-        self.state = StateInterpreter(self.data.x.mean(axis=0), self.data.x.std(axis=0) + 1e-12)
+        self.state = state_for(self.data)
         self.action = ActionInterpreter(bool(self.s["allow_short"]))
         self.reward = Reward(float(self.s["notional"]), float(self.s["risk_penalty_bps"]))
         self.fills = fill_model(self.s)
@@ -83,18 +88,19 @@ class TradingEnv(gym.Env[np.ndarray, int]):
         return obs, self.reward(outcome, units), self.sim.done, False, {"pnl": outcome.pnl, "fee": outcome.fee}
 
 
-Policy = Callable[[np.ndarray], int]
-
-
 def run_policy(
-    policy: Callable[[np.ndarray, np.ndarray], int], data: Dataset, market: SyntheticMarket, s: dict[str, Any]
+    policy: Callable[[np.ndarray, np.ndarray], int],
+    state: StateInterpreter,
+    data: Dataset,
+    market: SyntheticMarket,
+    s: dict[str, Any],
 ) -> dict[str, float]:
     """Walk each symbol's whole path once with ``policy(observation, raw_features) -> action``.
 
-    Returns the equal-capital portfolio's annualized Sharpe (24/7 1-minute bars), max drawdown and
-    total return, net of the paper broker's costs.
+    ``state`` is the training-time interpreter (:func:`state_for`), so a held-out path is observed
+    exactly as the agent learned to see it. Returns the equal-capital portfolio's annualized Sharpe
+    (24/7 1-minute bars), max drawdown and total return, net of the paper broker's costs.
     """
-    env_state = StateInterpreter(data.x.mean(axis=0), data.x.std(axis=0) + 1e-12)
     actions = ActionInterpreter(bool(s["allow_short"]))
     instruments = {i.symbol: i for i in market.instruments}
     notional = Decimal(s["notional"])
@@ -105,7 +111,7 @@ def run_policy(
         rets, units = [], 0
         while not sim.done:
             feats = data.x[rows[sim.t]]
-            units = actions(policy(env_state(feats, units), feats))
+            units = actions(policy(state(feats, units), feats))
             rets.append(sim.step(units).pnl / float(notional))
         per_symbol.append(np.asarray(rets))
     n = min(len(r) for r in per_symbol)
