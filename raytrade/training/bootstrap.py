@@ -7,32 +7,24 @@ from typing import Any
 import numpy as np
 
 from raytrade.adapters.synthetic_market import SyntheticMarket, ticks_to_bars
-from raytrade.domain.features import FEATURE_NAMES, FEATURE_VERSION
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.training.datasets import Dataset, build_dataset
 from raytrade.training.metrics import hit_rate, information_coefficient
 from raytrade.training.model_loading import shard_model
 from raytrade.training.models.anomaly import AnomalyDetector
 from raytrade.training.models.xgb_model import XgbModel
-from raytrade.training.registry import ModelMeta, ModelRegistry, RegistryError, config_hash
+from raytrade.training.registry import ModelMeta, ModelRegistry, RegistryError
 from raytrade.training.splits import holdout
+from raytrade.training.train import base_meta
 
 MODEL_NAME = "xgb_direction"
 GATE_NAME = "anomaly_iforest"
 
 
 def _meta(name: str, kind: str, data: Dataset, params: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
-    return {
-        "name": name,
-        "kind": kind,
-        "feature_version": FEATURE_VERSION,
-        "feature_names": FEATURE_NAMES,
-        "data_range": (int(data.start[0]), int(data.start[-1])),
-        "params": params,
-        "metrics": metrics,
-        "config_hash": config_hash({**params, "source": "synthetic"}),
-        "extra": {"source": "synthetic", "trained_by": "bootstrap"},
-    }
+    fields = base_meta(params, data, "synthetic")
+    fields["extra"]["trained_by"] = "bootstrap"
+    return {**fields, "name": name, "kind": kind, "params": params, "metrics": metrics}
 
 
 def train_on_synthetic(registry: ModelRegistry, *, seed: int, days: float, horizon: int, rounds: int) -> ModelMeta:

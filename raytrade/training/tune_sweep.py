@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
@@ -48,7 +47,6 @@ def fold_scores(kind: str, params: dict[str, Any], seed: int, data: Dataset, n_f
 
 
 def _trainable(config: dict[str, Any], data: Dataset, kind: str, seed: int, n_folds: int, min_train: float) -> None:
-    os.environ["OMP_NUM_THREADS"] = "1"
     ics: list[float] = []
     for fold, ic in fold_scores(kind, config, seed, data, n_folds, min_train):
         ics.append(ic)

@@ -88,8 +88,10 @@ class LstmModel:
             loss_fn = nn.BCEWithLogitsLoss()
             x_all = self._scale(data.windows(rows, self.history))
             y_all = torch.from_numpy(data.y[rows].astype(np.float32))
-            xv = self._scale(data.windows(valid, self.history)) if valid is not None and len(valid) else None
-            yv = torch.from_numpy(data.y[valid].astype(np.float32)) if xv is not None and valid is not None else None
+            xv = yv = None
+            if valid is not None and len(valid):
+                xv = self._scale(data.windows(valid, self.history))
+                yv = torch.from_numpy(data.y[valid].astype(np.float32))
             best: tuple[float, dict[str, torch.Tensor]] | None = None
             bs = int(p["batch_size"])
             for _ in range(int(p["epochs"])):
