@@ -92,6 +92,14 @@ class ExecutionCore:
         marks = {f.symbol: f.price for f in self.ledger.last_fills()}
         return self.portfolio.positions(), marks, self.ledger.seq()
 
+    def symbols(self) -> list[str]:
+        """The tradable symbols."""
+        return sorted(self.instruments)
+
+    def orders(self, limit: int, symbol: str | None = None) -> list[dict[str, object]]:
+        """The most recent orders, newest first."""
+        return self.ledger.recent_orders(limit, symbol)
+
     def summary(self, marks: dict[str, Decimal]) -> dict[str, Any]:
         """Positions, cash and P&L at ``marks`` (exact decimals as strings)."""
         p = self.portfolio
@@ -153,6 +161,14 @@ class Execution:
     def summary(self, marks: dict[str, Decimal]) -> dict[str, Any]:
         """See :meth:`ExecutionCore.summary`."""
         return self.core.summary(marks)
+
+    def symbols(self) -> list[str]:
+        """See :meth:`ExecutionCore.symbols`."""
+        return self.core.symbols()
+
+    def orders(self, limit: int, symbol: str | None = None) -> list[dict[str, object]]:
+        """See :meth:`ExecutionCore.orders`."""
+        return self.core.orders(limit, symbol)
 
     def latencies_ns(self) -> list[int]:
         """See :meth:`ExecutionCore.latencies_ns`."""

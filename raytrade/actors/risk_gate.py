@@ -6,6 +6,7 @@ import asyncio
 import json
 import os
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -129,4 +130,9 @@ class RiskGate:
             "execute_calls": self.calls,
             "execute_wait_s": round(self.execute_wait_s, 4),
             "positions": {s: str(q) for s, q in self.rules.positions.items()},
+            "limits": {k: str(v) for k, v in asdict(self.rules.limits).items()},
+            "exposures": {
+                s: str(abs(q) * self.rules.marks[s]) for s, q in self.rules.positions.items() if s in self.rules.marks
+            },
+            "gross_exposure": str(self.rules.gross_exposure()),
         }

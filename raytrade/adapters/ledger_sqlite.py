@@ -138,6 +138,24 @@ class SqliteLedger:
         ).fetchall()
         return [Fill(r[0], r[1], r[2], Side(r[3]), Decimal(r[4]), Decimal(r[5]), Decimal(r[6]), r[7]) for r in rows]
 
+    def recent_orders(self, limit: int, symbol: str | None = None) -> list[dict[str, object]]:
+        """The last ``limit`` recorded orders (newest first) with their fill, as JSON-ready dicts."""
+        where, args = ("WHERE o.symbol = ?", [symbol]) if symbol else ("", [])
+        rows = self._db.execute(
+            "SELECT o.order_id, o.strategy, o.symbol, o.side, o.qty, o.ref_price, o.status, o.reason, "
+            "o.ts_event, o.ts_accepted, f.qty, f.price, f.fee FROM orders o "
+            f"LEFT JOIN fills f ON f.order_id = o.order_id {where} ORDER BY o.rowid DESC LIMIT ?",
+            [*args, limit],
+        ).fetchall()
+        keys = ("order_id", "strategy", "symbol", "side", "qty", "ref_price", "status", "reason", "ts_event")
+        out: list[dict[str, object]] = []
+        for r in rows:
+            order: dict[str, object] = dict(zip(keys, r[:9], strict=True))
+            order["ts_accepted"] = r[9]
+            order["fill"] = None if r[10] is None else {"qty": r[10], "price": r[11], "fee": r[12]}
+            out.append(order)
+        return out
+
     def status_counts(self) -> dict[str, int]:
         """Number of orders per status."""
         return dict(self._db.execute("SELECT status, COUNT(*) FROM orders GROUP BY status").fetchall())

@@ -21,6 +21,12 @@ def _run(args: argparse.Namespace) -> int:
     from raytrade.cluster.run import run
 
     cfg = load_config(args.config)
+    if args.serve:
+        cfg = cfg.model_copy(update={"serve": cfg.serve.model_copy(update={"enabled": True})})
+    if cfg.serve.enabled:
+        from raytrade.deployments.auth import secret_from_env
+
+        secret_from_env()  # fail now, not after the engine is up
     summary = run(cfg, args.duration)
     if not summary:
         return 1
@@ -125,6 +131,29 @@ def _models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ttl_seconds(text: str) -> float:
+    """``3600``, ``90s``, ``30m``, ``12h`` or ``7d`` as seconds."""
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86_400}
+    t = text.strip().lower()
+    try:
+        return float(t[:-1]) * units[t[-1]] if t and t[-1] in units else float(t)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid ttl {text!r}: use seconds or 30m / 12h / 7d") from None
+
+
+def _token(args: argparse.Namespace) -> int:
+    from raytrade.deployments.auth import issue_token, secret_from_env
+
+    print(issue_token(secret_from_env(), args.role, args.ttl, args.subject, audience=args.audience))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from raytrade.cluster.serve_cli import serve_forever
+
+    return serve_forever(args)
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser."""
     p = argparse.ArgumentParser(prog="raytrade", description="Ray-based distributed AI trading engine")
@@ -132,7 +161,22 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="run the whole system and trade paper (embedded default)")
     r.add_argument("--config", default="configs/default.yaml", help="YAML config (default: %(default)s)")
     r.add_argument("--duration", type=float, default=60.0, help="seconds to trade (default: %(default)s)")
+    r.add_argument("--serve", action="store_true", help="also deploy the HTTP gateway (configs/serve.yaml)")
     r.set_defaults(func=_run)
+    tk = sub.add_parser("token", help="issue a JWT for the gateway (secret: RAYTRADE_JWT_SECRET)")
+    tk.add_argument("--role", required=True, choices=["viewer", "trader", "admin"])
+    tk.add_argument("--ttl", type=_ttl_seconds, default=3600.0, help="lifetime: seconds, 30m, 12h, 7d (default 1h)")
+    tk.add_argument("--subject", default="cli", help="who the token is for (recorded on manual orders)")
+    tk.add_argument("--audience", default="raytrade-gateway")
+    tk.set_defaults(func=_token)
+    sv = sub.add_parser("serve", help="deploy the gateway + ensemble + RL policy on Ray Serve and keep serving")
+    sv.add_argument("--config", default="configs/serve.yaml", help="Serve config (default: %(default)s)")
+    sv.add_argument("--port", type=int, help="HTTP port (overrides http_options.port)")
+    sv.add_argument("--registry", help="model registry (overrides the app's args.registry)")
+    sv.add_argument("--address", help="existing Ray cluster ('auto' or host:port); default: start a local one")
+    sv.add_argument("--num-cpus", dest="num_cpus", type=int, default=2)
+    sv.add_argument("--duration", type=float, default=None, help="seconds to serve (default: until Ctrl-C)")
+    sv.set_defaults(func=_serve)
     pr = sub.add_parser("produce", help="publish the synthetic market or a Parquet/CSV file to the ticks topic")
     pr.add_argument("--config", default="configs/default.yaml")
     pr.add_argument("--bootstrap", help="Kafka host:port (default: kafka.bootstrap_servers)")

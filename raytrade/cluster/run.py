@@ -20,6 +20,7 @@ from types import FrameType
 from typing import Any, TextIO
 
 import ray
+from ray import serve
 
 from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
@@ -27,7 +28,10 @@ from raytrade.adapters.feed import PublishCount, publish
 from raytrade.adapters.market_files import iter_ticks
 from raytrade.adapters.synthetic_market import DEFAULT_SPECS, SymbolSpec, SyntheticMarket
 from raytrade.cluster.config import RunConfig
+from raytrade.cluster.serving import APP_NAME, deploy, load_serve_config
 from raytrade.cluster.topology import Topology, build, state_dir_for
+from raytrade.deployments.serve_scorer import ServeScorer
+from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.stats import percentile
 from raytrade.domain.ticks import Tick
 from raytrade.training.bootstrap import ensure_model
@@ -225,7 +229,11 @@ def run(
         )
         out.write(f"model: {model.version}\n")
         _init_ray(cfg)
-        topo = build(cfg, bootstrap, model, ledger)
+        if cfg.serve.enabled:
+            out.write(f"gateway: {_deploy_gateway(cfg)} (docs at /docs)\n")
+        if cfg.model.scoring == "serve":
+            model = ShardModel(ServeScorer(APP_NAME), model.history, model.gate, f"{model.version} via Serve")
+        topo = build(cfg, bootstrap, model, ledger, named=True)
         run_refs = [s.run.remote() for s in topo.shards]
         feed = _start_feed(cfg, bootstrap)
         next_progress = time.monotonic()
@@ -255,13 +263,32 @@ def run(
         if feed.thread is not None:
             feed.thread.join(timeout=10)
         if ray.is_initialized():
-            ray.shutdown()
+            if cfg.serve.enabled and cfg.ray.address:
+                with contextlib.suppress(Exception):
+                    serve.delete(APP_NAME)  # on a shared cluster: remove our app, leave Serve running
+            ray.shutdown()  # a Ray we started takes Serve down with it
         if broker is not None:
             broker.stop()
         signal.signal(signal.SIGTERM, old_term)
     if summary:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def _deploy_gateway(cfg: RunConfig) -> str:
+    """Deploy the Serve app (gateway, ensemble, policy) against this engine; return its URL."""
+    m = cfg.model
+    sc = load_serve_config(
+        cfg.serve.config,
+        host=cfg.serve.host,
+        port=cfg.serve.port,
+        registry=m.registry,
+        model=m.name,
+        version=m.version,
+        anomaly_gate=m.anomaly_gate,
+        namespace=cfg.ray.namespace,
+    )
+    return deploy(sc)
 
 
 def _finish(

@@ -41,20 +41,33 @@ def state_dir_for(cfg: RunConfig) -> Path:
     return Path(cfg.state_dir) if cfg.state_dir else Path(cfg.output_dir) / "state"
 
 
-def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str) -> Topology:
+EXECUTION_NAME = "execution"
+RISK_GATE_NAME = "risk_gate"
+
+
+def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str, *, named: bool = False) -> Topology:
     """Start Execution, the RiskGate and one MarketShard per partition (static assignment).
 
     Every actor is restarted by Ray when it dies and recovers its state (see each class).
+    ``named``: register Execution and the RiskGate under :data:`EXECUTION_NAME` and
+    :data:`RISK_GATE_NAME` in ``cfg.ray.namespace``, where the HTTP gateway finds them.
     """
+    names: dict[str, dict[str, str]] = {"execution": {}, "risk_gate": {}}
+    if named:
+        ns = cfg.ray.namespace
+        names = {
+            "execution": {"name": EXECUTION_NAME, "namespace": ns},
+            "risk_gate": {"name": RISK_GATE_NAME, "namespace": ns},
+        }
     instruments = [i.instrument() for i in cfg.instruments]
     state_dir = state_dir_for(cfg)
     ex = cfg.execution
     fill_model = PaperFillModel(ex.fee_bps, ex.half_spread_bps, ex.slippage_bps)
-    execution = Execution.remote(  # type: ignore[attr-defined]
+    execution = Execution.options(**names["execution"]).remote(  # type: ignore[attr-defined]
         instruments, fill_model, ledger_path, ex.initial_cash, ex.venue_latency_ms
     )
     r = cfg.risk
-    gate = RiskGate.remote(  # type: ignore[attr-defined]
+    gate = RiskGate.options(**names["risk_gate"]).remote(  # type: ignore[attr-defined]
         RiskLimits(r.max_order_notional, r.max_position_notional, r.max_gross_exposure),
         execution,
         str(state_dir / "risk_gate.json"),

@@ -1,0 +1,1 @@
+"""Ray Serve applications: the ensemble, the RL policy and the HTTP gateway."""

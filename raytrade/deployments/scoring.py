@@ -1,0 +1,103 @@
+"""What the ensemble deployment computes: per-model scores, the ensemble score and the anomaly flag.
+
+No Ray here: the deployment, the benchmark's in-process floor and the tests share this code.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from raytrade.domain.features import FEATURE_NAMES, WARMUP_BARS
+from raytrade.domain.features_batch import compute_features, feature_matrix_columns
+from raytrade.training.model_loading import load_anomaly_gate, load_signal_model
+from raytrade.training.models.anomaly import AnomalyDetector
+from raytrade.training.models.base import SignalModel
+from raytrade.training.models.ensemble import EnsembleModel
+from raytrade.training.registry import ModelRegistry
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """Which registered model (and anomaly gate) to serve: the deployment's ``user_config``."""
+
+    registry: str
+    name: str
+    version: str
+    anomaly_gate: str | None = None
+    anomaly_gate_version: str = "approved"
+
+    @classmethod
+    def from_user_config(cls, cfg: dict[str, Any]) -> ModelSpec:
+        known = {"registry", "name", "version", "anomaly_gate", "anomaly_gate_version"}
+        unknown = sorted(set(cfg) - known)
+        if unknown:
+            raise ValueError(f"unknown user_config key(s) {unknown}; known: {sorted(known)}")
+        missing = sorted({"registry", "name", "version"} - set(cfg))
+        if missing:
+            raise ValueError(f"user_config lacks {missing}")
+        return cls(**cfg)
+
+
+class Scorer:
+    """A loaded signal model and optional anomaly gate, scoring batches of feature windows."""
+
+    def __init__(self, spec: ModelSpec) -> None:
+        registry = ModelRegistry(spec.registry)
+        meta, model = load_signal_model(registry, spec.name, spec.version)
+        self.spec = spec
+        self.model: SignalModel = model
+        self.version = meta.version
+        self.label = f"{spec.name}/{meta.version}"
+        self.gate: AnomalyDetector | None = None
+        self.gate_label: str | None = None
+        if spec.anomaly_gate:
+            gmeta, self.gate = load_anomaly_gate(registry, spec.anomaly_gate, spec.anomaly_gate_version)
+            self.gate_label = f"{spec.anomaly_gate}/{gmeta.version}"
+
+    @property
+    def history(self) -> int:
+        """Feature vectors one prediction reads."""
+        return self.model.history
+
+    def score(self, windows: np.ndarray) -> list[dict[str, Any]]:
+        """One result per window of shape ``(history, n_features)``: member scores, ensemble score, anomaly flag."""
+        h = self.history
+        if windows.ndim != 3 or windows.shape[1] != h or windows.shape[2] != len(FEATURE_NAMES):
+            raise ValueError(f"expected windows of shape (n, {h}, {len(FEATURE_NAMES)}), found {windows.shape}")
+        if isinstance(self.model, EnsembleModel):
+            members = {k: m.predict_windows(windows[:, h - m.history :, :]) for k, m in self.model.members.items()}
+            combined = self.model.combine(members)
+        else:
+            combined = self.model.predict_windows(windows)
+            members = {self.spec.name: combined}
+        flags = self.gate.flags(windows[:, -1, :]) if self.gate is not None else np.zeros(len(windows), dtype=bool)
+        return [
+            {
+                "models": {k: float(v[i]) for k, v in members.items()},
+                "score": float(combined[i]),
+                "anomaly": bool(flags[i]),
+                "model_version": self.label,
+            }
+            for i in range(len(windows))
+        ]
+
+
+def windows_from_bars(bars: pl.DataFrame, history: int) -> np.ndarray:
+    """The last ``history`` feature vectors of one symbol's bars (oldest first), as one window.
+
+    Features are the training definitions (:func:`compute_features`); a clear error when the
+    bars do not cover the indicators' warm-up plus ``history``.
+    """
+    need = WARMUP_BARS - 1 + history
+    if len(bars) < need:
+        raise ValueError(
+            f"need at least {need} bars ({WARMUP_BARS - 1} warm-up + {history} history), found {len(bars)}"
+        )
+    x = compute_features(bars).select(feature_matrix_columns()).to_numpy()[-history:]
+    if not np.isfinite(x).all():
+        raise ValueError("bars produce non-finite features (zero or negative prices?)")
+    return np.ascontiguousarray(x[None, :, :], dtype=np.float64)

@@ -1,0 +1,60 @@
+"""Change a deployed application's config the way ``serve deploy`` does (declarative apply on the controller).
+
+A model swap edits one deployment's ``user_config`` in the application's config and applies
+the whole config again: Serve sees a config-only change and calls ``reconfigure`` on the
+running replicas (no restart, no dropped requests).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ray
+from ray.serve._private.constants import SERVE_CONTROLLER_NAME, SERVE_NAMESPACE
+from ray.serve.schema import ServeApplicationSchema, ServeDeploySchema
+
+
+def _controller() -> Any:
+    return ray.get_actor(SERVE_CONTROLLER_NAME, namespace=SERVE_NAMESPACE)
+
+
+def app_configs_from(raw: dict[str, Any]) -> ServeDeploySchema:
+    """A ``serve build``-format config (as in ``configs/serve.yaml``) validated as Serve would."""
+    return ServeDeploySchema.model_validate(raw)
+
+
+async def deployed_user_config(app_name: str, deployment: str) -> dict[str, Any] | None:
+    """The ``user_config`` override of ``deployment`` in the deployed config, if any."""
+    apps: dict[str, ServeApplicationSchema] = await _controller().get_app_configs.remote()
+    if app_name not in apps:
+        return None
+    for d in apps[app_name].model_dump(exclude_unset=True).get("deployments", []):
+        if d.get("name") == deployment:
+            uc: dict[str, Any] | None = d.get("user_config")
+            return uc
+    return None
+
+
+async def set_user_configs(app_name: str, user_configs: dict[str, dict[str, Any]]) -> None:
+    """Apply the deployed config again with each named deployment's ``user_config`` replaced (one apply).
+
+    Raises :class:`LookupError` when the application was not deployed from a config
+    (``serve deploy`` / ``raytrade serve``): an imperatively deployed app has no config to edit.
+    """
+    controller = _controller()
+    apps: dict[str, ServeApplicationSchema] = await controller.get_app_configs.remote()
+    if app_name not in apps:
+        raise LookupError(
+            f"application {app_name!r} was not deployed from a config; deploy it with "
+            "`serve deploy configs/serve.yaml` or `raytrade serve` to swap models at run time"
+        )
+    raw = [a.model_dump(exclude_unset=True) for a in apps.values()]
+    target = next(a for a in raw if a["name"] == app_name)
+    deployments = target.setdefault("deployments", [])
+    for name, user_config in user_configs.items():
+        entry = next((d for d in deployments if d.get("name") == name), None)
+        if entry is None:
+            entry = {"name": name}
+            deployments.append(entry)
+        entry["user_config"] = user_config
+    await controller.apply_config.remote(ServeDeploySchema.model_validate({"applications": raw}))
