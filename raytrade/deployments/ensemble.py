@@ -69,10 +69,7 @@ class Ensemble:
 
     def predict_unbatched(self, rows: np.ndarray) -> dict[str, Any]:
         """Score the last ``history`` of ``rows`` alone (the benchmark's comparison with batching)."""
-        scorer = self._ready()
-        if len(rows) < scorer.history:
-            raise ValueError(f"{scorer.label} reads the last {scorer.history} feature vectors, found {len(rows)}")
-        return scorer.score(rows[None, -scorer.history :, :])[0]
+        return self._ready().score_last(rows)
 
     def predict_windows(self, windows: np.ndarray) -> np.ndarray:
         """Ensemble scores of many windows at once (the shards' batched path)."""

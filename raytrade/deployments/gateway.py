@@ -38,8 +38,7 @@ from raytrade.deployments.schemas import (
     PredictRequest,
     PredictResponse,
 )
-from raytrade.deployments.scoring import ModelSpec, Scorer
-from raytrade.domain.features_batch import compute_features, feature_matrix_columns
+from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.domain.orders import OrderIntent, Side
 from raytrade.training.registry import ModelRegistry, RegistryError
 
@@ -114,7 +113,9 @@ async def _engine_down(_: Request, exc: EngineUnavailableError) -> JSONResponse:
 
 @api.exception_handler(RegistryError)
 async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
-    return _error(404 if "no version" in str(exc) or "no model" in str(exc) else 409, str(exc))
+    # Missing versions are answered 404 before any load; what remains is a registry that disagrees (checksum,
+    # feature version, kind): a conflict with the registry's state.
+    return _error(409, str(exc))
 
 
 def _field_error(loc: list[str], msg: str) -> JSONResponse:
@@ -194,15 +195,11 @@ class Gateway:
             rows = np.asarray(body.features, dtype=np.float64)
         else:
             assert body.bars is not None
-            frame = pl.DataFrame([b.model_dump() for b in body.bars])
-            feats = compute_features(frame).select(feature_matrix_columns()).to_numpy()
-            rows = feats[np.isfinite(feats).all(axis=1)]
+            rows = feature_rows_from_bars(pl.DataFrame([b.model_dump() for b in body.bars]))
         try:
             local = self.local
             if local is not None:
-                if len(rows) < local.history:
-                    raise ValueError(f"{local.label} reads the last {local.history} feature vectors, found {len(rows)}")
-                result: dict[str, Any] = local.score(rows[None, -local.history :, :])[0]
+                result: dict[str, Any] = local.score_last(rows)
             else:
                 result = await self.ensemble.predict.remote(rows)
         except ValueError as exc:

@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from raytrade.domain.features import FEATURE_NAMES, WARMUP_BARS
+from raytrade.domain.features import FEATURE_NAMES
 from raytrade.domain.features_batch import compute_features, feature_matrix_columns
 from raytrade.training.model_loading import load_anomaly_gate, load_signal_model
 from raytrade.training.models.anomaly import AnomalyDetector
@@ -63,6 +63,12 @@ class Scorer:
         """Feature vectors one prediction reads."""
         return self.model.history
 
+    def score_last(self, rows: np.ndarray) -> dict[str, Any]:
+        """Score the last ``history`` of ``rows`` (feature vectors, oldest first); a clear error if too few."""
+        if len(rows) < self.history:
+            raise ValueError(f"{self.label} reads the last {self.history} feature vectors, found {len(rows)}")
+        return self.score(rows[None, -self.history :, :])[0]
+
     def score(self, windows: np.ndarray) -> list[dict[str, Any]]:
         """One result per window of shape ``(history, n_features)``: member scores, ensemble score, anomaly flag."""
         h = self.history
@@ -86,18 +92,11 @@ class Scorer:
         ]
 
 
-def windows_from_bars(bars: pl.DataFrame, history: int) -> np.ndarray:
-    """The last ``history`` feature vectors of one symbol's bars (oldest first), as one window.
+def feature_rows_from_bars(bars: pl.DataFrame) -> np.ndarray:
+    """The feature vectors (oldest first) of one symbol's bars past the indicators' warm-up.
 
-    Features are the training definitions (:func:`compute_features`); a clear error when the
-    bars do not cover the indicators' warm-up plus ``history``.
+    Features are the training definitions (:func:`compute_features`); rows that are not
+    finite (the warm-up) are dropped, so the result may hold fewer rows than a model reads.
     """
-    need = WARMUP_BARS - 1 + history
-    if len(bars) < need:
-        raise ValueError(
-            f"need at least {need} bars ({WARMUP_BARS - 1} warm-up + {history} history), found {len(bars)}"
-        )
-    x = compute_features(bars).select(feature_matrix_columns()).to_numpy()[-history:]
-    if not np.isfinite(x).all():
-        raise ValueError("bars produce non-finite features (zero or negative prices?)")
-    return np.ascontiguousarray(x[None, :, :], dtype=np.float64)
+    x = compute_features(bars).select(feature_matrix_columns()).to_numpy()
+    return np.ascontiguousarray(x[np.isfinite(x).all(axis=1)], dtype=np.float64)

@@ -25,7 +25,7 @@ from raytrade.cluster.serving import deploy, load_serve_config
 from raytrade.cluster.topology import Topology, build
 from raytrade.deployments.auth import SECRET_ENV
 from raytrade.deployments.policy_runner import PolicyRunner
-from raytrade.deployments.scoring import ModelSpec, Scorer, windows_from_bars
+from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.deployments.serve_scorer import ServeScorer
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.training.bootstrap import MODEL_NAME
@@ -169,7 +169,7 @@ def test_predict_from_raw_bars_uses_the_training_features(app: Any) -> None:
     r = call("POST", f"{url}/v1/predict", "viewer", json={"bars": bars})
     assert r.status_code == 200, r.text
     local = Scorer(ModelSpec(reg.uri, MODEL_NAME, "v0001", "anomaly_iforest"))
-    want = local.score(windows_from_bars(pl.DataFrame(bars), local.history))[0]
+    want = local.score_last(feature_rows_from_bars(pl.DataFrame(bars)))
     assert r.json()["score"] == pytest.approx(want["score"], abs=1e-12)
     few = call("POST", f"{url}/v1/predict", "viewer", json={"bars": bars[:5]})
     assert few.status_code == 422 and few.json()["detail"][0]["loc"] == ["body", "bars"]

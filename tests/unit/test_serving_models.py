@@ -14,7 +14,7 @@ from raytrade.cluster.config import ConfigError
 from raytrade.cluster.serving import load_serve_config
 from raytrade.deployments.app import AppArgs
 from raytrade.deployments.schemas import OrderRequest, PredictRequest
-from raytrade.deployments.scoring import ModelSpec, Scorer, windows_from_bars
+from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.domain.features import WARMUP_BARS
 from raytrade.domain.features_batch import compute_features, feature_matrix_columns
 from raytrade.training.bootstrap import train_on_synthetic
@@ -57,13 +57,16 @@ def test_model_spec_rejects_unknown_keys_and_bad_versions(registry: ModelRegistr
         Scorer(ModelSpec(registry.uri, "anomaly_iforest", "v0001"))
 
 
-def test_windows_from_bars_are_the_training_features() -> None:
+def test_bars_are_scored_on_the_training_features(registry: ModelRegistry) -> None:
     bars = ticks_to_bars(SyntheticMarket(seed=3).ticks_frame(3 * 3600)).filter(pl.col("symbol") == "BTCUSDT")
-    w = windows_from_bars(bars, 4)
-    want = compute_features(bars).select(feature_matrix_columns()).to_numpy()[-4:]
-    assert w.shape == (1, 4, 11) and np.array_equal(w[0], want)
-    with pytest.raises(ValueError, match=f"need at least {WARMUP_BARS - 1 + 4} bars"):
-        windows_from_bars(bars.head(10), 4)
+    rows = feature_rows_from_bars(bars)
+    want = compute_features(bars).select(feature_matrix_columns()).to_numpy()[WARMUP_BARS - 1 :]
+    assert rows.shape == (len(bars) - WARMUP_BARS + 1, 11) and np.array_equal(rows, want)
+    assert len(feature_rows_from_bars(bars.head(WARMUP_BARS - 1))) == 0
+    scorer = Scorer(ModelSpec(registry.uri, "xgb_direction", "v0001"))
+    assert scorer.score_last(rows) == scorer.score(rows[None, -1:, :])[0]
+    with pytest.raises(ValueError, match="reads the last 1 feature vectors, found 0"):
+        scorer.score_last(rows[:0])
 
 
 def test_request_schemas_refuse_bad_input_by_field() -> None:
