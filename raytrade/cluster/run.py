@@ -20,7 +20,6 @@ from types import FrameType
 from typing import Any, TextIO
 
 import ray
-from ray import serve
 
 from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
@@ -28,9 +27,7 @@ from raytrade.adapters.feed import PublishCount, publish
 from raytrade.adapters.market_files import iter_ticks
 from raytrade.adapters.synthetic_market import DEFAULT_SPECS, SymbolSpec, SyntheticMarket
 from raytrade.cluster.config import RunConfig
-from raytrade.cluster.serving import APP_NAME, deploy, load_serve_config
 from raytrade.cluster.topology import Topology, build, state_dir_for
-from raytrade.deployments.serve_scorer import ServeScorer
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.stats import percentile
 from raytrade.domain.ticks import Tick
@@ -232,6 +229,9 @@ def run(
         if cfg.serve.enabled:
             out.write(f"gateway: {_deploy_gateway(cfg)} (docs at /docs)\n")
         if cfg.model.scoring == "serve":
+            from raytrade.cluster.serving import APP_NAME
+            from raytrade.deployments.serve_scorer import ServeScorer
+
             model = ShardModel(ServeScorer(APP_NAME), model.history, model.gate, f"{model.version} via Serve")
         topo = build(cfg, bootstrap, model, ledger, named=True)
         run_refs = [s.run.remote() for s in topo.shards]
@@ -264,6 +264,10 @@ def run(
             feed.thread.join(timeout=10)
         if ray.is_initialized():
             if cfg.serve.enabled and cfg.ray.address:
+                from ray import serve
+
+                from raytrade.cluster.serving import APP_NAME
+
                 with contextlib.suppress(Exception):
                     serve.delete(APP_NAME)  # on a shared cluster: remove our app, leave Serve running
             ray.shutdown()  # a Ray we started takes Serve down with it
@@ -277,6 +281,8 @@ def run(
 
 def _deploy_gateway(cfg: RunConfig) -> str:
     """Deploy the Serve app (gateway, ensemble, policy) against this engine; return its URL."""
+    from raytrade.cluster.serving import deploy, load_serve_config  # Serve is imported only when serving
+
     m = cfg.model
     sc = load_serve_config(
         cfg.serve.config,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from typing import Any
 
@@ -43,6 +44,7 @@ class Ensemble:
         return {
             "model_version": s.label,
             "anomaly_gate": s.gate_label,
+            "spec": dataclasses.asdict(s.spec),
             "history": s.history,
             "replica_pid": os.getpid(),
         }

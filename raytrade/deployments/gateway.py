@@ -8,6 +8,7 @@ found by name in the configured Ray namespace (``raytrade run --serve`` names th
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Annotated, Any
 
@@ -336,8 +337,9 @@ class Gateway:
         self._auth(token, Role.admin)
         info = await self.ensemble.info.remote()
         name = (body.model if body and body.model else None) or info["model_version"].split("/")[0]
-        if version not in self.registry.versions(name):
-            return _error(404, f"model {name!r} has no version {version}; versions: {self.registry.versions(name)}")
+        versions = self.registry.versions(name)
+        if version not in versions:
+            return _error(404, f"model {name!r} has no version {version}; versions: {versions}")
         meta = self.registry.meta(name, version)
         if not self.registry.is_approved(name, version):
             return _error(409, f"{name}/{version} is not approved: `raytrade models approve {name} {version}` first")
@@ -349,11 +351,7 @@ class Gateway:
         if deployment == POLICY:
             updates[POLICY] = {"registry": self.settings.registry, "name": name, "version": version}
         else:
-            current = await serve_control.deployed_user_config(app, ENSEMBLE) or {}
-            spec: dict[str, Any] = {"registry": self.settings.registry, "name": name, "version": version}
-            spec.update({k: v for k, v in current.items() if k.startswith("anomaly_gate")})
-            if not current and info.get("anomaly_gate"):
-                spec["anomaly_gate"] = info["anomaly_gate"].split("/")[0]
+            spec = {**info["spec"], "name": name, "version": version}  # same registry and anomaly gate
             updates[ENSEMBLE] = spec
             if self.scoring == "local":
                 updates[GATEWAY] = {"scoring": "local", "model": spec}
@@ -362,28 +360,25 @@ class Gateway:
         except LookupError as exc:
             return _error(409, str(exc))
         want = f"{name}/{version}"
-        updated = await self._wait_for(handle, want)
+        updated = await self._until(lambda: self._served_by(handle, want), streak=5)
         if GATEWAY in updates:
-            updated = updated and await self._wait_local(want)
+            updated = updated and await self._until(lambda: self._served_locally(want), streak=1)
         return {"deployment": deployment, "model": name, "version": version, "previous": previous,
                 "replicas_updated": updated}  # fmt: skip
 
-    async def _wait_local(self, label: str) -> bool:
-        deadline = time.monotonic() + self.settings.swap_timeout_s
-        while time.monotonic() < deadline:
-            if self.local is not None and self.local.label == label:
-                return True
-            await asyncio.sleep(0.05)
-        return False
+    async def _served_by(self, handle: DeploymentHandle[Any], label: str) -> bool:
+        return bool((await handle.info.remote())["model_version"] == label)
 
-    async def _wait_for(self, handle: DeploymentHandle[Any], label: str) -> bool:
-        """Until ``label`` answers several times in a row (every replica reconfigured) or the timeout."""
+    async def _served_locally(self, label: str) -> bool:
+        return self.local is not None and self.local.label == label
+
+    async def _until(self, check: Callable[[], Awaitable[bool]], streak: int) -> bool:
+        """Poll ``check`` until it holds ``streak`` times in a row (every replica answered) or the swap timeout."""
         deadline = time.monotonic() + self.settings.swap_timeout_s
-        streak = 0
+        seen = 0
         while time.monotonic() < deadline:
-            seen = (await handle.info.remote())["model_version"]
-            streak = streak + 1 if seen == label else 0
-            if streak >= 5:
+            seen = seen + 1 if await check() else 0
+            if seen >= streak:
                 return True
             await asyncio.sleep(0.05)
         return False

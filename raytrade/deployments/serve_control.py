@@ -23,18 +23,6 @@ def app_configs_from(raw: dict[str, Any]) -> ServeDeploySchema:
     return ServeDeploySchema.model_validate(raw)
 
 
-async def deployed_user_config(app_name: str, deployment: str) -> dict[str, Any] | None:
-    """The ``user_config`` override of ``deployment`` in the deployed config, if any."""
-    apps: dict[str, ServeApplicationSchema] = await _controller().get_app_configs.remote()
-    if app_name not in apps:
-        return None
-    for d in apps[app_name].model_dump(exclude_unset=True).get("deployments", []):
-        if d.get("name") == deployment:
-            uc: dict[str, Any] | None = d.get("user_config")
-            return uc
-    return None
-
-
 async def set_user_configs(app_name: str, user_configs: dict[str, dict[str, Any]]) -> None:
     """Apply the deployed config again with each named deployment's ``user_config`` replaced (one apply).
 

@@ -323,6 +323,7 @@ def test_hot_swap_keeps_serving_and_switches_version(app: Any) -> None:
     after = health["ensemble"]
     assert after["replica_pid"] == before["replica_pid"]  # reconfigured in place, not restarted
     assert after["model_version"] == "xgb_direction/v0002"
+    assert after["anomaly_gate"] == before["anomaly_gate"] == "anomaly_iforest/v0002"  # the gate carried over
     assert health["gateway"] == {"scoring": "local", "model_version": "xgb_direction/v0002"}
     metrics = requests.get(f"{url}/metrics", timeout=30).text
     served = [ln for ln in metrics.splitlines() if ln.startswith('raytrade_gateway_requests_total{route="/v1/predict"')]
