@@ -35,7 +35,7 @@ import ray
 from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.feed import PublishCount, publish
-from raytrade.adapters.ledger_sqlite import SqliteLedger
+from raytrade.adapters.ledger import Ledger
 from raytrade.adapters.synthetic_market import SyntheticMarket
 from raytrade.cluster.config import RunConfig, load_config
 from raytrade.cluster.topology import Topology, build
@@ -194,7 +194,7 @@ def soak(
     consumed = sum(s["consumed"] for s in stats) - before
     gate = ray.get(topo.risk_gate.state.remote())
     ex = ray.get(topo.execution.summary.remote({}))
-    ledger = SqliteLedger(cfg.execution.ledger_path or "")
+    ledger = Ledger(cfg.execution.ledger_path or "")
     rows = ledger._db.execute(
         "SELECT order_id, ts_consumed, ts_accepted FROM orders WHERE ts_consumed >= ? AND status != 'REJECTED'",
         (t_start_ns,),

@@ -1,4 +1,4 @@
-"""Shared fixtures: a real embedded Kafka-protocol broker and real local Ray clusters."""
+"""Shared fixtures: a real embedded Kafka-protocol broker, real local Ray clusters, a real PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from raytrade.adapters.embedded_broker import EmbeddedBroker
+from tests.pg_server import ExternalPg, PgNotInstalledError, PgServer
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("RAYTRADE_SHARED_DATA", REPO.parent / "shared" / "data"))
@@ -43,3 +44,35 @@ def ray_local() -> Iterator[int]:
     )
     yield metrics_port
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PgServer | ExternalPg]:
+    """A real PostgreSQL server for the session: the one at ``RAYTRADE_TEST_PG_URL`` if set (left
+    running), else a throwaway cluster started here from the distribution's binaries. Has ``.url``
+    and ``.fresh_db(label) -> url``. No binaries: skip locally, fail when ``CI`` or
+    ``RAYTRADE_REQUIRE_PG`` is set (CI must never skip silently)."""
+    external = os.environ.get("RAYTRADE_TEST_PG_URL")
+    if external:
+        yield ExternalPg(external)
+        return
+    try:
+        server = PgServer()
+    except PgNotInstalledError as e:
+        missing = str(e)
+    else:
+        server.start()
+        yield server
+        server.stop()
+        return
+    if os.environ.get("CI") or os.environ.get("RAYTRADE_REQUIRE_PG"):
+        pytest.fail(f"CI needs PostgreSQL: {missing} (.ci/run installs it)", pytrace=False)
+    pytest.skip("PostgreSQL not installed: apt-get install postgresql")
+
+
+@pytest.fixture
+def pg_url(postgres: PgServer | ExternalPg, request: pytest.FixtureRequest) -> Iterator[str]:
+    """URL of a fresh, empty database for this test (dropped afterwards)."""
+    url = postgres.fresh_db(request.node.name)
+    yield url
+    postgres.drop_db(url)

@@ -1,96 +1,230 @@
-"""Execution actor: paper fills, the durable ledger, positions and P&L."""
+"""Execution actor: the order state machine against a broker adapter, the durable ledger, the books."""
 
 from __future__ import annotations
 
+import hmac
 import os
 import time
-from decimal import Decimal
+from collections.abc import Sequence
+from decimal import Decimal, localcontext
 from typing import Any
 
 import ray
 
-from raytrade.adapters.ledger_sqlite import LedgerEntry, SqliteLedger
+from raytrade.adapters.ledger import Ledger, LedgerWrite
+from raytrade.domain.bars import BAR_NS, Bar
 from raytrade.domain.instruments import Instrument
-from raytrade.domain.money import ZERO
-from raytrade.domain.orders import ExecutionReply, OrderReport, OrderStatus, RiskDecision
-from raytrade.domain.paper_fills import PaperFillModel
+from raytrade.domain.money import MONEY_CONTEXT, ZERO, decimal_from_float
+from raytrade.domain.order_lifecycle import Order, OrderEvent
+from raytrade.domain.orders import ExecutionReply, Fill, OrderReport, RiskDecision
+from raytrade.domain.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrade.domain.portfolio import Portfolio
+from raytrade.domain.reconciliation import reconcile
+
+
+class NotTheGateError(PermissionError):
+    """Orders reach Execution only through the RiskGate (which holds the key)."""
 
 
 class ExecutionCore:
-    """Fill approved orders, record every decision, keep the portfolio; idempotent on order id.
+    """Run orders through the broker, record every transition, keep the books; idempotent.
 
-    A decision whose order id is already in the ledger is not executed again: its recorded
-    report is returned, so a retried or replayed batch gets the answers of the first time.
-    ``venue_latency_ms`` simulates the broker's round trip per batch (a slow venue).
+    A decision whose order id is already in the ledger is not taken again: its recorded
+    report is returned, and a bar the broker already traded is not traded twice (its
+    recorded events and fills are returned instead), so a retried or replayed call gets the
+    answers of the first time. ``venue_latency_ms`` simulates the broker's round trip per
+    call (a slow venue). ``gate_key``: calls that place, cancel or replace orders must carry it.
     """
 
     def __init__(
         self,
         instruments: list[Instrument],
-        fill_model: PaperFillModel,
-        ledger_path: str,
+        broker_config: PaperBrokerConfig,
+        ledger_url: str,
         initial_cash: Decimal,
         venue_latency_ms: float = 0.0,
+        gate_key: str = "",
     ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
-        self.fill_model = fill_model
+        self.broker = PaperBroker(instruments, broker_config)
         self.venue_latency_s = venue_latency_ms / 1000.0
-        self.ledger = SqliteLedger(ledger_path)
-        # Recover from the ledger: the portfolio is exactly the replay of its fills.
+        self.gate_key = gate_key
+        self.initial_cash = initial_cash
+        self.ledger = Ledger(ledger_url)
+        # Recover from the ledger: the books are exactly the replay of its fills, the broker
+        # gets back its working orders and the last bar it traded per symbol.
         self.portfolio = Portfolio.from_fills(initial_cash, self.ledger.fills())
+        bars = self.ledger.bar_marks()
+        self.broker.restore(self.ledger.working_orders(), {s: (b[0], b[1]) for s, b in bars.items()})
+        # The last price per symbol: the last bar's close, else the last fill.
+        self.marks: dict[str, Decimal] = {f.symbol: f.price for f in self.ledger.last_fills()}
+        self.marks.update({s: b[2] for s, b in bars.items()})
         self.replayed = 0
         self.calls = 0
         self.busy_s = 0.0
 
-    def execute(self, decisions: list[RiskDecision]) -> ExecutionReply:
-        """Fill approved intents, record all decisions atomically, return one report each."""
+    def _check_key(self, key: str) -> None:
+        if not hmac.compare_digest(key, self.gate_key):
+            raise NotTheGateError("Execution takes orders only from the RiskGate")
+
+    def execute(
+        self,
+        decisions: list[RiskDecision],
+        bars: Sequence[tuple[str, Bar]] = (),
+        key: str = "",
+        recorded: Sequence[str] = (),
+    ) -> ExecutionReply:
+        """Trade working orders on ``bars``, then take the new decisions; record all atomically.
+
+        ``recorded``: ids of replayed orders the gate already found in the ledger; their intake
+        events come back in the reply too, so a replaying shard sees what it saw the first time.
+        """
+        self._check_key(key)
         t0 = time.perf_counter()
         try:
-            return self._execute(decisions)
+            return self._execute(decisions, bars, recorded)
         finally:
             self.calls += 1
             self.busy_s += time.perf_counter() - t0
 
-    def _execute(self, decisions: list[RiskDecision]) -> ExecutionReply:
+    def _execute(
+        self, decisions: list[RiskDecision], bars: Sequence[tuple[str, Bar]], recorded: Sequence[str]
+    ) -> ExecutionReply:
         if self.venue_latency_s and any(d.approved for d in decisions):
             time.sleep(self.venue_latency_s)
+        write = LedgerWrite()
+        old_causes: list[str] = []
         known = self.ledger.reports(d.intent.order_id for d in decisions)
-        entries: list[LedgerEntry] = []
-        reports: list[OrderReport] = []
-        for d in decisions:
-            i = d.intent
-            earlier = known.get(i.order_id)
-            if earlier is not None:
+        reports: dict[int, OrderReport] = {}
+        now = time.time_ns()
+        # Bars and new orders in event-time order: a bar that closed (start + 1 min) by an order's
+        # event time comes first, so the outcome never depends on how the caller batched them.
+        steps: list[tuple[int, int, int]] = [(b.start + BAR_NS, 0, n) for n, (_, b) in enumerate(bars)]
+        steps += [(d.intent.ts_event, 1, n) for n, d in enumerate(decisions)]
+        for _, kind, n in sorted(steps):
+            if kind == 0:
+                self._bar(*bars[n], write, old_causes)
+                continue
+            d = decisions[n]
+            earlier = known.get(d.intent.order_id)
+            if earlier is not None:  # a replay: the recorded state is the answer
                 self.replayed += 1
-                reports.append(earlier)
+                reports[n] = earlier
                 continue
-            now = time.time_ns()
-            if not d.approved:
-                entries.append(LedgerEntry(i, OrderStatus.REJECTED, d.reason, None, now))
-                reports.append(OrderReport(i.order_id, i.symbol, OrderStatus.REJECTED, None, d.reason))
-                continue
-            fill = self.fill_model.fill(i, self.instruments[i.symbol], now)
-            entry = LedgerEntry(i, OrderStatus.FILLED, "", fill, now)
-            entries.append(entry)
-            known[i.order_id] = OrderReport(i.order_id, i.symbol, OrderStatus.FILLED, fill)
-            reports.append(known[i.order_id])
-        self.ledger.record(entries)  # durable before the fills reach the portfolio or the caller
-        for e in entries:
-            if e.fill is not None:
-                self.portfolio.apply(e.fill)
+            order = self.broker.submit(d.intent, now, None if d.approved else d.reason)
+            write.orders.append(order)
+            write.events += order.events
+            reports[n] = order.report()
+        self.ledger.write(write)  # durable before the fills reach the books or the caller
+        for fill in write.fills:
+            self.portfolio.apply(fill)
+        events: list[OrderEvent] = []
+        fills: list[Fill] = []
+        if old_causes:
+            events += self.ledger.events_by_cause(old_causes)
+        if known or recorded:
+            events += self.ledger.intake_events([*known, *recorded])
+        if events:
+            fills += self.ledger.fills([e.fill_id for e in events if e.fill_id])
+        symbols = {s for s, _ in bars} | {d.intent.symbol for d in decisions}
+        return self._reply(
+            [reports[n] for n in range(len(decisions))], symbols, events + write.events, fills + write.fills
+        )
+
+    def _bar(self, symbol: str, bar: Bar, write: LedgerWrite, old_causes: list[str]) -> None:
+        """Trade the working orders of ``symbol`` on one closed bar (a bar seen before is a replay)."""
+        if symbol not in self.instruments:
+            return
+        if self.broker.seen(symbol, bar.start):
+            old_causes.append(f"bar:{symbol}:{bar.start}")
+            return
+        result = self.broker.on_bar(symbol, bar)
+        close = decimal_from_float(bar.close, self.instruments[symbol].price_increment)
+        self.marks[symbol] = close
+        write.events += result.events
+        write.fills += result.fills
+        write.orders += [o for o in result.orders if o not in write.orders]
+        write.bars[symbol] = (bar.start, self.broker.variance[symbol], close)
+
+    def _reply(
+        self, reports: list[OrderReport], symbols: set[str], events: list[OrderEvent], fills: list[Fill]
+    ) -> ExecutionReply:
         books = self.portfolio.positions()
-        symbols = {d.intent.symbol for d in decisions}
-        return ExecutionReply(reports, {s: books.get(s, ZERO) for s in symbols}, self.ledger.seq())
+        working = self.working()
+        return ExecutionReply(
+            reports,
+            {s: books.get(s, ZERO) for s in symbols},
+            self.ledger.seq(),
+            fills,
+            {s: working.get(s, ZERO) for s in symbols},
+            self.portfolio.cash,
+            self.portfolio.equity(self.marks),
+            events,
+        )
+
+    def working(self) -> dict[str, Decimal]:
+        """Signed quantity still working in open orders, per symbol."""
+        out: dict[str, Decimal] = {}
+        with localcontext(MONEY_CONTEXT):
+            for o in self.broker.working():
+                out[o.intent.symbol] = out.get(o.intent.symbol, ZERO) + o.intent.side.sign * o.leaves_qty
+        return out
+
+    def _command(self, orders: list[Order], events: list[OrderEvent]) -> list[OrderReport]:
+        self.ledger.write(LedgerWrite(orders=orders, events=events))
+        return [o.report() for o in orders]
+
+    def cancel(self, order_id: str, reason: str, who: str, key: str = "") -> OrderReport:
+        """Cancel one working order (``KeyError`` if it is not working)."""
+        self._check_key(key)
+        order = self.broker.orders[order_id]
+        event = self.broker.cancel(order_id, reason, time.time_ns(), f"cmd:{who}")
+        return self._command([order], [event])[0]
+
+    def replace(
+        self,
+        order_id: str,
+        who: str,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        key: str = "",
+    ) -> OrderReport:
+        """Change a working order's quantity or prices."""
+        self._check_key(key)
+        order = self.broker.orders[order_id]
+        event = self.broker.replace(order_id, time.time_ns(), f"cmd:{who}", qty, limit_price, stop_price)
+        return self._command([order], [event])[0]
+
+    def cancel_all(self, reason: str, who: str, key: str = "") -> list[OrderReport]:
+        """Cancel every working order (the kill switch)."""
+        self._check_key(key)
+        orders = self.broker.working()
+        events = self.broker.cancel_all(reason, time.time_ns(), f"cmd:{who}")
+        return self._command(orders, events)
+
+    def open_orders(self) -> list[OrderReport]:
+        """Reports of the working orders."""
+        return [o.report() for o in self.broker.working()]
 
     def reports(self, order_ids: list[str]) -> dict[str, OrderReport]:
-        """Recorded outcomes of the order ids already in the ledger."""
+        """Recorded state of the order ids that are in the ledger."""
         return self.ledger.reports(order_ids)
 
     def positions(self) -> tuple[dict[str, Decimal], dict[str, Decimal], int]:
-        """All positions, the last fill price per symbol, and the ledger sequence they were read at."""
-        marks = {f.symbol: f.price for f in self.ledger.last_fills()}
-        return self.portfolio.positions(), marks, self.ledger.seq()
+        """All positions, the last price per symbol, and the ledger sequence they were read at."""
+        return self.portfolio.positions(), dict(self.marks), self.ledger.seq()
+
+    def account(self) -> dict[str, Any]:
+        """Positions, working quantities, cash, equity and marks, read at one ledger sequence."""
+        return {
+            "positions": self.portfolio.positions(),
+            "working": self.working(),
+            "cash": self.portfolio.cash,
+            "equity": self.portfolio.equity(self.marks),
+            "marks": dict(self.marks),
+            "seq": self.ledger.seq(),
+        }
 
     def symbols(self) -> list[str]:
         """The tradable symbols."""
@@ -100,13 +234,35 @@ class ExecutionCore:
         """The most recent orders, newest first."""
         return self.ledger.recent_orders(limit, symbol)
 
+    def record_risk_event(self, ts: int, kind: str, state: str, reason: str) -> None:
+        """Append a RiskGate transition to the ledger."""
+        self.ledger.record_risk_event(ts, kind, state, reason)
+
+    def reconcile(self) -> dict[str, Any]:
+        """Recompute the books from the ledger's fills and compare with the live books exactly."""
+        r = reconcile(
+            self.initial_cash, self.ledger.fills(), self.ledger.events(), self.ledger.order_states(), self.portfolio
+        )
+        return {
+            "ok": r.ok,
+            "fills": r.fills,
+            "orders": r.orders,
+            "positions": r.positions,
+            "cash": r.cash,
+            "realized": r.realized,
+            "fees": r.fees,
+            "mismatches": list(r.mismatches),
+        }
+
     def summary(self, marks: dict[str, Decimal]) -> dict[str, Any]:
         """Positions, cash and P&L at ``marks`` (exact decimals as strings)."""
         p = self.portfolio
+        marks = {**self.marks, **marks}
         unrealized = p.unrealized(marks)
         return {
             "cash": str(p.cash),
             "positions": {s: str(q) for s, q in sorted(p.positions().items())},
+            "working": {s: str(q) for s, q in sorted(self.working().items())},
             "realized_pnl": str(p.realized),
             "unrealized_pnl": str(unrealized),
             "fees": str(p.fees),
@@ -126,25 +282,48 @@ class ExecutionCore:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class Execution:
-    """Ray actor shell around :class:`ExecutionCore` (one writer of the ledger).
+    """Ray actor shell around :class:`ExecutionCore` (the one writer of the ledger).
 
     Restarted by Ray when it dies; every method is idempotent, so Ray also retries the
     calls that were in flight, and a restarted instance rebuilds its books from the ledger.
     """
 
-    def __init__(
-        self,
-        instruments: list[Instrument],
-        fill_model: PaperFillModel,
-        ledger_path: str,
-        initial_cash: Decimal,
-        venue_latency_ms: float = 0.0,
-    ) -> None:
-        self.core = ExecutionCore(instruments, fill_model, ledger_path, initial_cash, venue_latency_ms)
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.core = ExecutionCore(*args, **kwargs)
 
-    def execute(self, decisions: list[RiskDecision]) -> ExecutionReply:
+    def execute(
+        self,
+        decisions: list[RiskDecision],
+        bars: Sequence[tuple[str, Bar]] = (),
+        key: str = "",
+        recorded: Sequence[str] = (),
+    ) -> ExecutionReply:
         """See :meth:`ExecutionCore.execute`."""
-        return self.core.execute(decisions)
+        return self.core.execute(decisions, bars, key, recorded)
+
+    def cancel(self, order_id: str, reason: str, who: str, key: str = "") -> OrderReport:
+        """See :meth:`ExecutionCore.cancel`."""
+        return self.core.cancel(order_id, reason, who, key)
+
+    def replace(
+        self,
+        order_id: str,
+        who: str,
+        qty: Decimal | None = None,
+        limit_price: Decimal | None = None,
+        stop_price: Decimal | None = None,
+        key: str = "",
+    ) -> OrderReport:
+        """See :meth:`ExecutionCore.replace`."""
+        return self.core.replace(order_id, who, qty, limit_price, stop_price, key)
+
+    def cancel_all(self, reason: str, who: str, key: str = "") -> list[OrderReport]:
+        """See :meth:`ExecutionCore.cancel_all`."""
+        return self.core.cancel_all(reason, who, key)
+
+    def open_orders(self) -> list[OrderReport]:
+        """See :meth:`ExecutionCore.open_orders`."""
+        return self.core.open_orders()
 
     def reports(self, order_ids: list[str]) -> dict[str, OrderReport]:
         """See :meth:`ExecutionCore.reports`."""
@@ -154,9 +333,25 @@ class Execution:
         """See :meth:`ExecutionCore.positions`."""
         return self.core.positions()
 
+    def account(self) -> dict[str, Any]:
+        """See :meth:`ExecutionCore.account`."""
+        return self.core.account()
+
+    def record_risk_event(self, ts: int, kind: str, state: str, reason: str) -> None:
+        """See :meth:`ExecutionCore.record_risk_event`."""
+        self.core.record_risk_event(ts, kind, state, reason)
+
+    def reconcile(self) -> dict[str, Any]:
+        """See :meth:`ExecutionCore.reconcile`."""
+        return self.core.reconcile()
+
     def pid(self) -> int:
         """The actor's process id (for fault-injection tests and memory probes)."""
         return os.getpid()
+
+    def node_id(self) -> str:
+        """The Ray node this actor runs on."""
+        return ray.get_runtime_context().get_node_id()
 
     def summary(self, marks: dict[str, Decimal]) -> dict[str, Any]:
         """See :meth:`ExecutionCore.summary`."""

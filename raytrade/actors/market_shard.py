@@ -60,7 +60,7 @@ def dead_letter(msg: RejectedMessage, topic: str) -> bytes:
     ).encode()
 
 
-_COUNTERS = ("consumed", "batches", "intents", "filled", "dead_lettered")
+_COUNTERS = ("consumed", "batches", "intents", "filled", "dead_lettered", "intents_suppressed")
 
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
@@ -94,6 +94,7 @@ class MarketShard:
         state_dir: str,
         batch_size: int = 1000,
         snapshot_every: int = 5000,
+        initial_equity: Decimal = Decimal(100_000),
     ) -> None:
         self.shard_id = shard_id
         self.partitions = partitions
@@ -102,7 +103,9 @@ class MarketShard:
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
-        self.engine = ShardEngine(instruments, strategy, model)
+        self.engine = ShardEngine(instruments, strategy, model, initial_equity)
+        self.trading_state = "ACTIVE"
+        self.trading_state_at_ns: int | None = None
         self.risk_gate = risk_gate
         self.counters = dict.fromkeys(_COUNTERS, 0)
         self.store = SnapshotStore(Path(state_dir) / f"shard-{shard_id}.db")
@@ -268,14 +271,20 @@ class MarketShard:
             c["dead_lettered"] += len(result.rejected)
         t2 = time.perf_counter()
         ph["dead_letters"] += t2 - t1
-        if result.intents:
-            c["intents"] += len(result.intents)
+        intents = result.intents
+        if intents and self.trading_state == "HALTED":  # the gate would deny them: do not send
+            c["intents_suppressed"] += len(intents)
+            intents = []
+        if intents or result.bars:
+            c["intents"] += len(intents)
             replay = any(r.offset < self.replay_until.get(r.partition, 0) for r in records)
             self.replay_batches += replay
-            reports = await self.risk_gate.submit.remote(result.intents, replay)
-            fills = [r.fill for r in reports if r.fill is not None]
-            c["filled"] += len(fills)
-            self.engine.apply_fills(fills)
+            reply = await self.risk_gate.submit.remote(intents, replay, result.bars)
+            c["filled"] += sum(1 for f in reply.fills if f.symbol in self.engine.instruments)
+            if replay:  # the recorded effects of this batch, as the first time
+                self.engine.apply_events(reply.events)
+            else:
+                self.engine.sync(reply.positions, reply.working, reply.equity)
         t3 = time.perf_counter()
         ph["submit"] += t3 - t2
         for r in records:
@@ -307,6 +316,18 @@ class MarketShard:
         """The actor's process id (for fault-injection tests and memory probes)."""
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on."""
+        return ray.get_runtime_context().get_node_id()
+
+    def set_trading_state(self, state: str, reason: str) -> int:
+        """The gate's trading state (HALTED: send no more intents); returns when it was received (ns)."""
+        self.trading_state = state
+        self.trading_state_at_ns = time.time_ns()
+        if state == "HALTED":
+            log.warning("shard %d: trading halted: %s", self.shard_id, reason)
+        return self.trading_state_at_ns
+
     def marks(self) -> dict[str, Decimal]:
         """Last accepted trade price per symbol, on the instrument's price grid."""
         insts = self.engine.instruments
@@ -332,4 +353,6 @@ class MarketShard:
             "last_batch_ns": self.last_batch_ns,
             "transient_errors": self.transient_errors + self.consumer.transient_errors,
             "error": self.error,
+            "trading_state": self.trading_state,
+            "trading_state_at_ns": self.trading_state_at_ns,
         }

@@ -6,14 +6,18 @@ import asyncio
 import json
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import ray
 
+from raytrade.domain.bars import Bar
+from raytrade.domain.instruments import Instrument
+from raytrade.domain.money import decimal_from_float
 from raytrade.domain.orders import ExecutionReply, OrderIntent, OrderReport
-from raytrade.domain.risk import RiskLimits, RiskRules, TradingState
+from raytrade.domain.risk import RiskEvent, RiskLimits, RiskRules, TradingState
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -28,111 +32,211 @@ def _write_atomically(path: Path, text: str) -> None:
 
 @ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)
 class RiskGate:
-    """Check every intent, forward the decisions to Execution in one call, return reports.
+    """Check every intent, forward the decisions and market data to Execution in one call.
+
+    Only the gate holds ``key``, the capability Execution asks of every call that places,
+    cancels or replaces orders: nothing else can trade, whichever node it runs on.
 
     Fault tolerance: Ray restarts a dead gate and retries the calls that were in flight.
-    The trading state (the kill switch) is persisted to ``state_path`` before a halt or
-    resume returns, so HALTED survives a restart; positions are re-read from Execution.
-    At most ``max_inflight`` batches wait on Execution at once (a bounded queue): callers
-    beyond that wait here, and shards wait on their call, so intake slows down.
+    The trading state is persisted to ``state_path`` before a transition returns, so
+    REDUCING/HALTED survive a restart; positions are re-read from Execution. At most
+    ``max_inflight`` calls wait on Execution at once (a bounded queue): callers beyond that
+    wait here, and shards wait on their call, so intake slows down.
+
+    On HALTED (by command or by rule) the gate cancels every open order and tells every
+    registered shard, which then stops sending intents.
     """
 
-    def __init__(self, limits: RiskLimits, execution: Any, state_path: str, max_inflight: int = 4) -> None:
+    def __init__(
+        self,
+        limits: RiskLimits,
+        execution: Any,
+        state_path: str,
+        instruments: list[Instrument] | None = None,
+        key: str = "",
+        max_inflight: int = 4,
+    ) -> None:
         self.rules = RiskRules(limits)
         self.execution = execution
+        self.key = key
+        self.instruments = {i.symbol: i for i in instruments or []}
         self.state_path = Path(state_path)
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         if self.state_path.exists():
             saved = json.loads(self.state_path.read_text())
-            if saved["state"] == TradingState.HALTED.value:
-                self.rules.halt(saved["reason"])
+            if saved["state"] != TradingState.ACTIVE.value:
+                self.rules.set_state(TradingState(saved["state"]), saved["reason"], 0)
+                self.rules.events.clear()
+        self.shards: list[Any] = []
         self._slots = asyncio.Semaphore(max_inflight)
         self._loaded = False
         self._load_lock = asyncio.Lock()
         self.approved = 0
         self.denied = 0
         self.replayed = 0
+        self.stops_triggered = 0
         self.inflight = 0
         self.calls = 0
         self.execute_wait_s = 0.0  # time spent waiting on Execution (the profile behind the benchmark)
+        self.halted_at_ns: int | None = None
 
-    async def _load_positions(self) -> None:
+    async def _load(self) -> None:
         async with self._load_lock:
             if self._loaded:
                 return
-            positions, marks, seq = await self.execution.positions.remote()
-            self.rules.confirm(positions, seq)
-            self.rules.marks.update(marks)
+            acct = await self.execution.account.remote()
+            self.rules.marks.update(acct["marks"])
+            self.rules.confirm(acct["positions"], acct["working"], acct["seq"], acct["cash"], acct["equity"])
             self._loaded = True
 
-    async def submit(self, intents: list[OrderIntent], replay: bool = False) -> list[OrderReport]:
-        """Decide, execute, settle the gate's view with Execution's positions.
+    def register_shards(self, shards: list[Any]) -> None:
+        """The shards to tell when trading halts."""
+        self.shards = list(shards)
 
-        ``replay`` marks intents that may have been decided before (a shard re-reading after
-        a restart): their recorded reports are returned as they are, without a second check.
+    async def submit(
+        self, intents: list[OrderIntent], replay: bool = False, bars: Sequence[tuple[str, Bar]] = ()
+    ) -> ExecutionReply:
+        """Decide, execute, settle the gate's view with Execution's; return Execution's reply.
+
+        ``bars`` are the closed bars that came with the intents (market data for the paper
+        broker, the marks, VaR returns and ATR stops). ``replay`` marks intents that may have
+        been decided before (a shard re-reading after a restart): their recorded reports are
+        returned as they are, without a second check. The reply's reports are those of
+        ``intents``, in order.
         """
         if not self._loaded:
-            await self._load_positions()
+            await self._load()
+        stop_exits: list[OrderIntent] = []
+        for symbol, bar in bars:
+            inst = self.instruments.get(symbol)
+            if inst is None:
+                continue
+            level = self.rules.on_bar(symbol, bar, decimal_from_float(bar.close, inst.price_increment))
+            exit_ = None if level is None else self.rules.stop_exit(symbol, bar, level)
+            if exit_ is not None:
+                stop_exits.append(exit_)
+                self.stops_triggered += 1
+        todo = intents + stop_exits
         done: dict[str, OrderReport] = {}
-        if replay:
-            done = await self.execution.reports.remote([i.order_id for i in intents])
+        if replay or stop_exits:
+            done = await self.execution.reports.remote([i.order_id for i in todo])
             self.replayed += len(done)
-        decisions = [self.rules.check(i) for i in intents if i.order_id not in done]
+        now = time.monotonic_ns()
+        decisions = [self.rules.check(i, now) for i in todo if i.order_id not in done]
         approved = [d.intent for d in decisions if d.approved]
         self.approved += len(approved)
         self.denied += len(decisions) - len(approved)
-        if decisions:
-            async with self._slots:
-                self.inflight += 1
-                self.calls += 1
-                t0 = time.perf_counter()
-                try:
-                    reply: ExecutionReply = await self.execution.execute.remote(decisions)
-                except BaseException:
-                    self.rules.release(approved)
-                    raise
-                finally:
-                    self.inflight -= 1
-                    self.execute_wait_s += time.perf_counter() - t0
-            self.rules.settle(approved, reply.positions, reply.seq, [r.fill for r in reply.reports if r.fill])
-            done.update((r.order_id, r) for r in reply.reports)
-        return [done[i.order_id] for i in intents]
+        async with self._slots:
+            self.inflight += 1
+            self.calls += 1
+            t0 = time.perf_counter()
+            try:
+                reply: ExecutionReply = await self.execution.execute.remote(decisions, list(bars), self.key, list(done))
+            except BaseException:
+                self.rules.release(approved)
+                raise
+            finally:
+                self.inflight -= 1
+                self.execute_wait_s += time.perf_counter() - t0
+        self.rules.release(approved)
+        events = self.rules.confirm(reply.positions, reply.working, reply.seq, reply.cash, reply.equity, time.time_ns())
+        await self._after_transitions(events)
+        done.update((r.order_id, r) for r in reply.reports)
+        reply.reports[:] = [done[i.order_id] for i in intents]
+        return reply
+
+    async def _after_transitions(self, events: list[RiskEvent]) -> None:
+        """Persist, record, and on HALTED cancel every open order and tell the shards."""
+        if not events:
+            return
+        self._persist()
+        for e in events:
+            await self.execution.record_risk_event.remote(e.ts, e.kind, e.state.value, e.reason)
+        if any(e.state is TradingState.HALTED for e in events):
+            self.halted_at_ns = time.time_ns()
+            state = self.rules.state.value
+            acks = [s.set_trading_state.remote(state, self.rules.halt_reason) for s in self.shards]
+            await self.execution.cancel_all.remote(f"halted: {self.rules.halt_reason}", "risk_gate", self.key)
+            await asyncio.gather(*acks, return_exceptions=True)
+        elif events[-1].state is TradingState.ACTIVE:
+            await asyncio.gather(
+                *(s.set_trading_state.remote(TradingState.ACTIVE.value, "") for s in self.shards),
+                return_exceptions=True,
+            )
 
     def _persist(self) -> None:
         state = {"state": self.rules.state.value, "reason": self.rules.halt_reason}
         _write_atomically(self.state_path, json.dumps(state))
 
-    def halt(self, reason: str) -> None:
-        """Engage the kill switch (durably): every later intent is denied."""
-        self.rules.halt(reason)
-        self._persist()
+    async def set_state(self, state: str, reason: str) -> dict[str, Any]:
+        """Admin command: move to ACTIVE, REDUCING or HALTED (durably, with an event)."""
+        if not self._loaded:
+            await self._load()
+        event = self.rules.set_state(TradingState(state), reason, time.time_ns(), "admin")
+        await self._after_transitions([event] if event else [])
+        return await self.state()
 
-    def resume(self) -> None:
-        """Release the kill switch (durably)."""
-        self.rules.resume()
-        self._persist()
+    async def halt(self, reason: str) -> None:
+        """Engage the kill switch (durably): every later intent is denied, open orders cancelled."""
+        await self.set_state(TradingState.HALTED.value, reason)
+
+    async def resume(self) -> None:
+        """Back to ACTIVE (durably); the drawdown baseline restarts at the current equity."""
+        await self.set_state(TradingState.ACTIVE.value, "resumed")
+
+    async def reduce(self, reason: str) -> None:
+        """Only risk-reducing orders pass until resumed."""
+        await self.set_state(TradingState.REDUCING.value, reason)
+
+    async def cancel(self, order_id: str, who: str) -> OrderReport:
+        """Cancel a working order (through the gate, like every order action)."""
+        report: OrderReport = await self.execution.cancel.remote(order_id, f"cancelled by {who}", who, self.key)
+        return report
 
     def pid(self) -> int:
         """The actor's process id (for fault-injection tests)."""
         return os.getpid()
 
+    def node_id(self) -> str:
+        """The Ray node this actor runs on."""
+        return ray.get_runtime_context().get_node_id()
+
+    def events(self) -> list[dict[str, Any]]:
+        """State transitions since this gate started."""
+        return [{**asdict(e), "state": e.state.value} for e in self.rules.events]
+
     async def state(self) -> dict[str, Any]:
-        """Trading state, counts and the gate's position view."""
+        """Trading state, counts, the gate's position view, exposures and VaR."""
         if not self._loaded:
-            await self._load_positions()
+            await self._load()
+        r = self.rules
+        exposures = r.exposures()
+        var = r.var(exposures)
+        lim = r.limits
         return {
-            "state": self.rules.state.value,
-            "halt_reason": self.rules.halt_reason,
+            "state": r.state.value,
+            "halt_reason": r.halt_reason,
             "approved": self.approved,
             "denied": self.denied,
             "replayed": self.replayed,
+            "stops_triggered": self.stops_triggered,
             "inflight": self.inflight,
             "execute_calls": self.calls,
             "execute_wait_s": round(self.execute_wait_s, 4),
-            "positions": {s: str(q) for s, q in self.rules.positions.items()},
-            "limits": {k: str(v) for k, v in asdict(self.rules.limits).items()},
-            "exposures": {
-                s: str(abs(q) * self.rules.marks[s]) for s, q in self.rules.positions.items() if s in self.rules.marks
+            "positions": {s: str(q) for s, q in r.positions.items()},
+            "limits": {k: (str(v) if v is not None else None) for k, v in asdict(lim).items()},
+            "exposures": {s: str(abs(v)) for s, v in exposures.items()},
+            "gross_exposure": str(r.gross_exposure()),
+            "equity": None if r.equity is None else str(r.equity),
+            "peak_equity": None if r.peak_equity is None else str(r.peak_equity),
+            "var": None
+            if var is None
+            else {
+                "method": lim.var_method,
+                "quantile": lim.var_quantile,
+                "horizon_bars": lim.var_horizon_bars,
+                "value": round(var[0], 2),
+                "observations": var[1],
             },
-            "gross_exposure": str(self.rules.gross_exposure()),
+            "halted_at_ns": self.halted_at_ns,
         }

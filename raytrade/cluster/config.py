@@ -14,6 +14,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from raytrade.domain.instruments import Instrument
+from raytrade.domain.paper_broker import FeeSchedule, PaperBrokerConfig
+from raytrade.domain.risk import RiskLimits
+from raytrade.domain.sizing import sizer_from
 
 ENV_PREFIX = "RAYTRADE__"
 
@@ -78,6 +81,15 @@ class FeedConfig(_Strict):
     simulated_seconds: int = Field(4 * 3600, ge=60, description="Simulated market time to publish (synthetic)")
 
 
+class AdaptiveConfig(_Strict):
+    """Thresholds that widen with volatility and stop chasing RSI extremes."""
+
+    vol_ref: float = Field(gt=0, description="Per-bar volatility (rv_30) at which the band is the configured one")
+    vol_k: float = Field(0.5, ge=0, description="How fast the band widens above vol_ref")
+    rsi_overbought: float = Field(70.0, gt=50, le=100, description="No new longs above this RSI")
+    rsi_oversold: float = Field(30.0, ge=0, lt=50, description="No new shorts below this RSI")
+
+
 class StrategyConfig(_Strict):
     """Threshold strategy on the model's probability of an up move."""
 
@@ -86,11 +98,18 @@ class StrategyConfig(_Strict):
     short_below: float = Field(0.47, ge=0, le=1)
     order_notional: Decimal = Field(Decimal(10_000), gt=0)
     allow_short: bool = True
+    sizing: dict[str, Any] | None = Field(
+        None,
+        description="null = order_notional; else {method: fixed_notional|fixed_fraction|kelly|vol_target, ...params}",
+    )
+    adaptive: AdaptiveConfig | None = Field(None, description="RSI/volatility-adaptive thresholds; null = fixed")
 
     @model_validator(mode="after")
     def _ordered(self) -> StrategyConfig:
         if self.short_below > self.long_above:
             raise ValueError(f"short_below ({self.short_below}) must be <= long_above ({self.long_above})")
+        if self.sizing is not None:
+            sizer_from(self.sizing)  # a bad method or parameter is a config error now, not at the first trade
         return self
 
 
@@ -116,24 +135,86 @@ class ModelConfig(_Strict):
 
 
 class RiskConfig(_Strict):
-    """Hard pre-trade limits, quote currency."""
+    """Pre-trade limits (quote currency), portfolio risk and circuit breakers; null = check off."""
 
     max_order_notional: Decimal = Field(Decimal(25_000), gt=0)
     max_position_notional: Decimal = Field(Decimal(25_000), gt=0)
     max_gross_exposure: Decimal = Field(Decimal(60_000), gt=0)
+    max_net_exposure: Decimal | None = Field(None, gt=0)
+    max_order_qty: dict[str, Decimal] = Field(default_factory=dict, description="Per symbol")
+    max_position_qty: dict[str, Decimal] = Field(default_factory=dict, description="Per symbol")
+    max_orders_per_s: int | None = Field(None, ge=1, description="All symbols, wall clock")
+    max_orders_per_s_per_symbol: int | None = Field(None, ge=1)
+    price_band: Decimal | None = Field(None, gt=0, lt=1, description="Max |price - last trade| / last trade")
+    min_cash: Decimal | None = Field(None, ge=0)
+    max_var: Decimal | None = Field(None, gt=0, description="Max portfolio VaR after the order, quote currency")
+    var_method: Literal["historical", "parametric"] = "historical"
+    var_quantile: float = Field(0.99, gt=0.5, lt=1)
+    var_horizon_bars: int = Field(60, ge=1, description="VaR horizon in one-minute bars")
+    var_window: int = Field(500, ge=50, description="Bars of returns the VaR is estimated from")
+    max_correlated_exposure: Decimal | None = Field(None, gt=0, description="Max sqrt(e' R e), R = correlations")
+    drawdown_reduce: Decimal | None = Field(None, gt=0, lt=1, description="Fraction below peak equity -> REDUCING")
+    drawdown_halt: Decimal | None = Field(None, gt=0, lt=1, description="-> HALTED")
+    intraday_reduce: Decimal | None = Field(None, gt=0, lt=1, description="Below the UTC day's opening equity")
+    intraday_halt: Decimal | None = Field(None, gt=0, lt=1)
+    stop_atr_multiple: float | None = Field(None, gt=0, description="ATR trailing stop per position; null = off")
+    stop_atr_period: int = Field(14, ge=2)
+
+    def limits(self) -> RiskLimits:
+        """As the domain's limits."""
+        return RiskLimits(**self.model_dump())
 
 
 class ExecutionConfig(_Strict):
     """Paper broker and ledger."""
 
     initial_cash: Decimal = Field(Decimal(100_000), gt=0)
-    fee_bps: Decimal = Field(Decimal("2"), ge=0)
+    fee_bps: Decimal = Field(Decimal("2"), ge=0, description="Taker fee, bps of notional")
+    maker_fee_bps: Decimal = Field(Decimal("0"), description="Maker fee, bps (negative = rebate)")
+    fee_per_unit: Decimal = Field(Decimal("0"), ge=0, description="Per-share/contract fee")
+    min_fee: Decimal = Field(Decimal("0"), ge=0)
     half_spread_bps: Decimal = Field(Decimal("0.5"), ge=0)
-    slippage_bps: Decimal = Field(Decimal("1"), ge=0)
+    impact_coef: float = Field(1.0, ge=0, description="Square-root impact: coef * sigma * sqrt(qty / bar volume)")
+    max_participation: float = Field(0.1, gt=0, le=1, description="Share of a bar's volume orders may take")
+    order_latency_ms: float = Field(50.0, ge=0, description="Event time from decision to the venue")
     ledger_path: str | None = Field(
-        None, description="SQLite ledger file; empty = <output_dir>/ledger.db (new each run on the embedded broker)"
+        None,
+        description="SQLite file or postgresql:// URL; empty = <output_dir>/ledger.db (new each run on the embedded "
+        "broker)",
     )
     venue_latency_ms: float = Field(0.0, ge=0, description="Simulated broker round trip per batch of orders, ms")
+
+    def broker_config(self) -> PaperBrokerConfig:
+        """The paper broker's settings."""
+        fees = FeeSchedule(self.fee_bps, self.maker_fee_bps, self.fee_per_unit, self.min_fee)
+        return PaperBrokerConfig(
+            fees, self.half_spread_bps, self.impact_coef, self.max_participation, int(self.order_latency_ms * 1e6)
+        )
+
+
+class ActorPlacement(_Strict):
+    """Where a group of actors runs: on nodes with a custom resource, or on one node."""
+
+    resources: dict[str, float] = Field(default_factory=dict, description="Custom resources each actor needs")
+    node_id: str | None = Field(None, description="Pin to this Ray node id (hard affinity)")
+
+    def options(self) -> dict[str, Any]:
+        """Ray actor options for this placement."""
+        out: dict[str, Any] = {}
+        if self.resources:
+            out["resources"] = dict(self.resources)
+        if self.node_id:
+            from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+            out["scheduling_strategy"] = NodeAffinitySchedulingStrategy(self.node_id, soft=False)
+        return out
+
+
+class PlacementConfig(_Strict):
+    """Actor placement across Ray nodes (default: anywhere)."""
+
+    engine: ActorPlacement = Field(ActorPlacement(), description="The RiskGate and Execution")
+    shards: ActorPlacement = Field(ActorPlacement(), description="The MarketShards")
 
 
 class ServeSection(_Strict):
@@ -157,6 +238,7 @@ class RunConfig(_Strict):
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
     serve: ServeSection = ServeSection()
+    placement: PlacementConfig = PlacementConfig()
     batch_size: int = Field(4000, ge=1, description="Max messages a shard consumes per batch")
     output_dir: str = Field("runs/latest", description="Where the run summary JSON is written")
     state_dir: str | None = Field(

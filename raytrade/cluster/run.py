@@ -135,6 +135,7 @@ def _summary(
     ex = ray.get(topo.execution.summary.remote(marks))
     lat = [v / 1e6 for v in ray.get(topo.execution.latencies_ns.remote())]
     gate = ray.get(topo.risk_gate.state.remote())
+    recon = ray.get(topo.execution.reconcile.remote())
     rejected: Counter[str] = Counter()
     for s in stats:
         rejected.update(s["rejected"])
@@ -150,6 +151,8 @@ def _summary(
         "orders_by_status": by_status,
         "fills": ex["fills"],
         "risk_state": gate["state"],
+        "risk": {k: gate[k] for k in ("halt_reason", "approved", "denied", "stops_triggered", "var", "peak_equity")},
+        "reconciliation": recon,
         "realized_pnl": ex["realized_pnl"],
         "unrealized_pnl": ex["unrealized_pnl"],
         "fees": ex["fees"],
@@ -206,8 +209,9 @@ def run(
             bootstrap = broker.bootstrap_servers
             # A new in-memory topic restarts offsets at 0, so order ids restart too: start a new
             # ledger and drop snapshots and the kill-switch state of the previous topic.
-            for suffix in ("", "-wal", "-shm"):
-                Path(ledger + suffix).unlink(missing_ok=True)
+            if not ledger.startswith(("postgresql://", "postgres://")):
+                for suffix in ("", "-wal", "-shm"):
+                    Path(ledger + suffix).unlink(missing_ok=True)
             shutil.rmtree(state_dir_for(cfg), ignore_errors=True)
         else:
             bootstrap = str(cfg.kafka.bootstrap_servers)

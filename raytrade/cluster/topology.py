@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,9 +13,8 @@ from raytrade.actors.execution import Execution
 from raytrade.actors.market_shard import MarketShard, ShardKafka
 from raytrade.actors.risk_gate import RiskGate
 from raytrade.cluster.config import RunConfig
-from raytrade.domain.paper_fills import PaperFillModel
-from raytrade.domain.risk import RiskLimits
 from raytrade.domain.shard_engine import ShardModel
+from raytrade.domain.sizing import AdaptiveThresholds, sizer_from
 from raytrade.domain.strategy import ThresholdStrategy
 
 
@@ -31,9 +31,14 @@ class Topology:
 
 
 def strategy_from(cfg: RunConfig) -> ThresholdStrategy:
-    """The configured strategy."""
+    """The configured strategy, with its sizer and adaptive thresholds."""
     s = cfg.strategy
-    return ThresholdStrategy(s.name, s.long_above, s.short_below, s.order_notional, s.allow_short)
+    adaptive = None
+    if s.adaptive is not None:
+        a = s.adaptive
+        adaptive = AdaptiveThresholds(s.long_above, s.short_below, a.vol_ref, a.vol_k, a.rsi_overbought, a.rsi_oversold)
+    sizer = sizer_from(s.sizing) if s.sizing is not None else None
+    return ThresholdStrategy(s.name, s.long_above, s.short_below, s.order_notional, s.allow_short, sizer, adaptive)
 
 
 def state_dir_for(cfg: RunConfig) -> Path:
@@ -62,24 +67,34 @@ def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str, *
     instruments = [i.instrument() for i in cfg.instruments]
     state_dir = state_dir_for(cfg)
     ex = cfg.execution
-    fill_model = PaperFillModel(ex.fee_bps, ex.half_spread_bps, ex.slippage_bps)
-    execution = Execution.options(**names["execution"]).remote(  # type: ignore[attr-defined]
-        instruments, fill_model, ledger_path, ex.initial_cash, ex.venue_latency_ms
+    # The capability that lets the gate, and only the gate, place orders with Execution.
+    key = secrets.token_hex(16)
+    engine = cfg.placement.engine.options()
+    execution = Execution.options(**names["execution"], **engine).remote(  # type: ignore[attr-defined]
+        instruments, ex.broker_config(), ledger_path, ex.initial_cash, ex.venue_latency_ms, key
     )
-    r = cfg.risk
-    gate = RiskGate.options(**names["risk_gate"]).remote(  # type: ignore[attr-defined]
-        RiskLimits(r.max_order_notional, r.max_position_notional, r.max_gross_exposure),
-        execution,
-        str(state_dir / "risk_gate.json"),
+    gate = RiskGate.options(**names["risk_gate"], **engine).remote(  # type: ignore[attr-defined]
+        cfg.risk.limits(), execution, str(state_dir / "risk_gate.json"), instruments, key
     )
     k = cfg.kafka
     wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id)
     strategy = strategy_from(cfg)
     model_ref = ray.put(model)
+    placement = cfg.placement.shards.options()
     shards = [
-        MarketShard.remote(  # type: ignore[attr-defined]
-            p, [p], wiring, instruments, strategy, model_ref, gate, str(state_dir), cfg.batch_size
+        MarketShard.options(**placement).remote(  # type: ignore[attr-defined]
+            p,
+            [p],
+            wiring,
+            instruments,
+            strategy,
+            model_ref,
+            gate,
+            str(state_dir),
+            cfg.batch_size,
+            initial_equity=ex.initial_cash,
         )
         for p in range(k.partitions)
     ]
+    ray.get(gate.register_shards.remote(shards))
     return Topology(execution, gate, shards, model_ref)

@@ -40,7 +40,7 @@ from raytrade.deployments.schemas import (
     PredictResponse,
 )
 from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
-from raytrade.domain.orders import OrderIntent, Side
+from raytrade.domain.orders import OrderIntent, OrderReport, OrderType, Side, TimeInForce
 from raytrade.training.registry import ModelRegistry, RegistryError
 
 GATEWAY = "Gateway"
@@ -117,6 +117,18 @@ async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
     # Missing versions are answered 404 before any load; what remains is a registry that disagrees (checksum,
     # feature version, kind): a conflict with the registry's state.
     return _error(409, str(exc))
+
+
+def _report_json(report: OrderReport) -> dict[str, Any]:
+    return {
+        "order_id": report.order_id,
+        "status": report.status.value,
+        "reason": report.reason,
+        "filled_qty": str(report.filled_qty),
+        "fills": [
+            {"fill_id": f.fill_id, "qty": str(f.qty), "price": str(f.price), "fee": str(f.fee)} for f in report.fills
+        ],
+    }
 
 
 def _field_error(loc: list[str], msg: str) -> JSONResponse:
@@ -252,25 +264,36 @@ class Gateway:
             if price is None:
                 return _error(409, f"no fill price for {body.symbol} yet: give ref_price")
         now = time.time_ns()
-        intent = OrderIntent(
-            f"manual-{uuid.uuid4().hex}",
-            f"manual:{claims.subject}",
-            body.symbol,
-            Side(body.side.upper()),
-            Decimal(body.qty),
-            Decimal(price),
-            now,
-            now,
-            0.0,
-        )
-        [report] = await self._call(RISK_GATE_NAME, "submit", [intent])
-        fill = report.fill
-        return {
-            "order_id": report.order_id,
-            "status": report.status.value,
-            "reason": report.reason,
-            "fill": None if fill is None else {"qty": str(fill.qty), "price": str(fill.price), "fee": str(fill.fee)},
-        }
+        try:
+            intent = OrderIntent(
+                f"manual-{uuid.uuid4().hex}",
+                f"manual:{claims.subject}",
+                body.symbol,
+                Side(body.side.upper()),
+                Decimal(body.qty),
+                Decimal(price),
+                now,
+                now,
+                0.0,
+                OrderType(body.type.upper()),
+                TimeInForce(body.tif),
+                body.limit_price,
+                body.stop_price,
+            )
+        except ValueError as exc:
+            return _field_error(["body"], str(exc))
+        reply = await self._call(RISK_GATE_NAME, "submit", [intent])
+        return _report_json(reply.reports[0])
+
+    @api.delete("/v1/orders/{order_id}", response_model=OrderResponse, tags=["engine"])
+    async def cancel_order(self, order_id: Annotated[str, Path(max_length=200)], token: Token) -> Any:
+        """Cancel a working order (through the RiskGate); 404 if no such order is working."""
+        claims = self._auth(token, Role.trader, limited=True)
+        try:
+            report = await self._call(RISK_GATE_NAME, "cancel", order_id, claims.subject)
+        except KeyError:
+            return _error(404, f"no working order {order_id}")
+        return _report_json(report)
 
     @api.get("/v1/risk", tags=["risk"])
     async def risk(self, token: Token) -> dict[str, Any]:

@@ -74,8 +74,12 @@ class PolicyResponse(BaseModel):
     model_version: str
 
 
+def _price_field(description: str) -> Any:
+    return Field(None, gt=0, max_digits=28, decimal_places=12, allow_inf_nan=False, description=description)
+
+
 class OrderRequest(_Body):
-    """A manual market order; it passes the RiskGate like any other."""
+    """A manual order (market, limit or stop); it passes the RiskGate like any other."""
 
     symbol: str = Field(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9._\-]+$")
     side: Literal["buy", "sell"]
@@ -86,15 +90,29 @@ class OrderRequest(_Body):
         max_digits=28,
         decimal_places=12,
         allow_inf_nan=False,
-        description="Reference price for the risk checks; empty = the last fill price of the symbol",
+        description="Reference price for the risk checks; empty = the last price of the symbol",
     )
+    type: Literal["market", "limit", "stop"] = "market"
+    tif: Literal["GTC", "IOC", "DAY"] = "GTC"
+    limit_price: Decimal | None = _price_field("Limit price (type = limit)")
+    stop_price: Decimal | None = _price_field("Stop price (type = stop)")
+
+    @model_validator(mode="after")
+    def _prices_match_type(self) -> OrderRequest:
+        need = {"limit": "limit_price", "stop": "stop_price"}.get(self.type)
+        for name in ("limit_price", "stop_price"):
+            given = getattr(self, name) is not None
+            if given != (name == need):
+                raise ValueError(f"a {self.type} order {'needs' if name == need else 'takes no'} {name}")
+        return self
 
 
 class OrderResponse(BaseModel):
     order_id: str
     status: str
     reason: str
-    fill: dict[str, str] | None
+    filled_qty: str
+    fills: list[dict[str, str]]
 
 
 class ActivateRequest(_Body):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from raytrade.domain.order_lifecycle import OrderEvent
 
 
 class Side(StrEnum):
@@ -20,11 +24,53 @@ class Side(StrEnum):
 
 
 class OrderStatus(StrEnum):
-    """Terminal and open states recorded in the ledger."""
+    """Order lifecycle states (see :mod:`raytrade.domain.order_lifecycle` for the transitions)."""
 
-    OPEN = "OPEN"
+    NEW = "NEW"
+    ACCEPTED = "ACCEPTED"
+    PARTIALLY_FILLED = "PARTIALLY_FILLED"
     FILLED = "FILLED"
+    CANCELLED = "CANCELLED"
     REJECTED = "REJECTED"
+    EXPIRED = "EXPIRED"
+
+    @property
+    def terminal(self) -> bool:
+        """No further transition is possible."""
+        return self in _TERMINAL
+
+    @property
+    def working(self) -> bool:
+        """The order can still trade."""
+        return self in (OrderStatus.ACCEPTED, OrderStatus.PARTIALLY_FILLED)
+
+
+_TERMINAL = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+
+class OrderType(StrEnum):
+    """MARKET trades at once at the best available price; LIMIT at ``limit_price`` or better;
+    STOP becomes a market order once the market trades through ``stop_price``."""
+
+    MARKET = "MARKET"
+    LIMIT = "LIMIT"
+    STOP = "STOP"
+
+
+class TimeInForce(StrEnum):
+    """GTC works until filled or cancelled; IOC cancels what the first eligible bar cannot fill;
+    DAY expires at the end of the UTC day the order was created in."""
+
+    GTC = "GTC"
+    IOC = "IOC"
+    DAY = "DAY"
+
+
+class Liquidity(StrEnum):
+    """Whether a fill took liquidity (crossed the spread) or provided it (a resting limit)."""
+
+    TAKER = "TAKER"
+    MAKER = "MAKER"
 
 
 def order_id_for(strategy: str, symbol: str, partition: int, offset: int) -> str:
@@ -34,10 +80,11 @@ def order_id_for(strategy: str, symbol: str, partition: int, offset: int) -> str
 
 @dataclass(frozen=True, slots=True)
 class OrderIntent:
-    """What a strategy wants, before risk: a market order for ``qty`` at about ``ref_price``.
+    """What a strategy wants, before risk: an order for ``qty``, decided at about ``ref_price``.
 
     ``ts_event`` is the triggering tick's event time; ``ts_consumed`` the wall-clock
-    nanoseconds at which the shard consumed it (for in-engine latency).
+    nanoseconds at which the shard consumed it (for in-engine latency). Market orders by
+    default; a LIMIT needs ``limit_price``, a STOP needs ``stop_price``.
     """
 
     order_id: str
@@ -49,12 +96,26 @@ class OrderIntent:
     ts_event: int
     ts_consumed: int
     score: float
+    order_type: OrderType = OrderType.MARKET
+    tif: TimeInForce = TimeInForce.GTC
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
 
     def __post_init__(self) -> None:
-        if self.qty <= 0:
+        if not self.qty.is_finite() or self.qty <= 0:
             raise ValueError(f"order qty must be > 0, found {self.qty}")
-        if self.ref_price <= 0:
+        if not self.ref_price.is_finite() or self.ref_price <= 0:
             raise ValueError(f"order ref_price must be > 0, found {self.ref_price}")
+        need = {OrderType.LIMIT: "limit_price", OrderType.STOP: "stop_price"}.get(self.order_type)
+        for name in ("limit_price", "stop_price"):
+            value = getattr(self, name)
+            if value is None:
+                if name == need:
+                    raise ValueError(f"a {self.order_type} order needs {name}")
+            elif name != need:
+                raise ValueError(f"a {self.order_type} order takes no {name}")
+            elif not value.is_finite() or value <= 0:
+                raise ValueError(f"order {name} must be > 0, found {value}")
 
     @property
     def signed_qty(self) -> Decimal:
@@ -83,6 +144,7 @@ class Fill:
     price: Decimal
     fee: Decimal
     ts: int
+    liquidity: Liquidity = Liquidity.TAKER
 
     @property
     def signed_qty(self) -> Decimal:
@@ -92,23 +154,44 @@ class Fill:
 
 @dataclass(frozen=True, slots=True)
 class OrderReport:
-    """What execution returns for one order: its final status and any fill."""
+    """An order's state as execution knows it: status, filled quantity and its fills so far."""
 
     order_id: str
     symbol: str
     status: OrderStatus
-    fill: Fill | None
+    fills: tuple[Fill, ...] = ()
     reason: str = ""
+    side: Side = Side.BUY
+    qty: Decimal = Decimal(0)
+
+    @property
+    def filled_qty(self) -> Decimal:
+        """Sum of the fills' quantities."""
+        return sum((f.qty for f in self.fills), Decimal(0))
+
+    @property
+    def leaves_qty(self) -> Decimal:
+        """What can still trade (zero once terminal)."""
+        return Decimal(0) if self.status.terminal else self.qty - self.filled_qty
 
 
 @dataclass(frozen=True, slots=True)
 class ExecutionReply:
-    """Execution's answer to one batch of decisions.
+    """Execution's answer to one call (new orders and the market data that came with them).
 
-    ``positions`` are the resulting positions of the batch's symbols, read at ledger
-    sequence ``seq`` (monotone across restarts), so callers can keep an exact view.
+    ``reports`` answer the call's decisions, in order. ``fills`` are every fill the call
+    caused (the bars it carried traded working orders). ``positions`` and ``working`` (the
+    signed quantity still working in open orders) are those of the call's symbols, and
+    ``cash``/``equity`` the account's, all read at ledger sequence ``seq`` (monotone across
+    restarts), so callers can keep an exact view. ``events`` are the order events the call
+    caused (or, for a replayed call, recorded), in order, with ``fills`` their fills.
     """
 
     reports: list[OrderReport]
     positions: dict[str, Decimal]
     seq: int
+    fills: list[Fill] = field(default_factory=list)
+    working: dict[str, Decimal] = field(default_factory=dict)
+    cash: Decimal = Decimal(0)
+    equity: Decimal = Decimal(0)
+    events: list[OrderEvent] = field(default_factory=list)

@@ -11,11 +11,12 @@ from decimal import Decimal
 
 import numpy as np
 
-from raytrade.domain.bars import BarBuilder
-from raytrade.domain.features import FeatureState
+from raytrade.domain.bars import Bar, BarBuilder
+from raytrade.domain.features import FEATURE_NAMES, FeatureState
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import ZERO, decimal_from_float
-from raytrade.domain.orders import Fill, OrderIntent
+from raytrade.domain.order_lifecycle import EventKind, OrderEvent
+from raytrade.domain.orders import OrderIntent
 from raytrade.domain.strategy import ThresholdStrategy
 from raytrade.domain.ticks import Rejection, Tick, TickValidator
 
@@ -39,6 +40,9 @@ class ShardModel:
             raise ValueError(f"history must be >= 1 feature vector, found {self.history}")
 
 
+RSI_INDEX = FEATURE_NAMES.index("rsi_14")  # rsi / 100 - 0.5
+RV_INDEX = FEATURE_NAMES.index("rv_30")  # per-bar realized volatility of log returns
+
 # (partition, offset, key, value) of one consumed message.
 RawMessage = tuple[int, int, bytes | None, bytes]
 
@@ -60,6 +64,7 @@ class BatchResult:
 
     intents: list[OrderIntent] = field(default_factory=list)
     rejected: list[RejectedMessage] = field(default_factory=list)
+    bars: list[tuple[str, Bar]] = field(default_factory=list)
     accepted: int = 0
     bars_closed: int = 0
 
@@ -68,6 +73,7 @@ class BatchResult:
 class _Pending:
     symbol: str
     window: list[tuple[float, ...]]
+    features: tuple[float, ...]
     tick: Tick
     partition: int
     offset: int
@@ -76,14 +82,22 @@ class _Pending:
 class ShardEngine:
     """Per-symbol state for the symbols of one shard's partitions."""
 
-    def __init__(self, instruments: Sequence[Instrument], strategy: ThresholdStrategy, model: ShardModel) -> None:
+    def __init__(
+        self,
+        instruments: Sequence[Instrument],
+        strategy: ThresholdStrategy,
+        model: ShardModel,
+        equity: Decimal = Decimal(100_000),
+    ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
         self.strategy = strategy
         self.model = model
         self.validator = TickValidator(set(self.instruments))
         self.bars: dict[str, BarBuilder] = {s: BarBuilder() for s in self.instruments}
         self.features: dict[str, FeatureState] = {s: FeatureState() for s in self.instruments}
+        # Position + signed quantity still working in open orders: what the strategy steers.
         self.positions: dict[str, Decimal] = {}
+        self.equity = equity
         self.last_price: dict[str, float] = {}
         self.last_score: dict[str, float] = {}
         self.history: dict[str, deque[tuple[float, ...]]] = {s: deque(maxlen=model.history) for s in self.instruments}
@@ -107,13 +121,14 @@ class ShardEngine:
             if bar is None:
                 continue
             out.bars_closed += 1
+            out.bars.append((v.symbol, bar))
             f = self.features[v.symbol].update(bar)
             if f is None:
                 continue
             hist = self.history[v.symbol]
             hist.append(f)
             if len(hist) == hist.maxlen:
-                pending.append(_Pending(v.symbol, list(hist), v, partition, offset))
+                pending.append(_Pending(v.symbol, list(hist), f, v, partition, offset))
         self.accepted += out.accepted
         if pending:
             windows = np.array([p.window for p in pending], dtype=np.float64)
@@ -136,6 +151,9 @@ class ShardEngine:
                     offset=p.offset,
                     ts_event=p.tick.ts,
                     ts_consumed=ts_consumed,
+                    equity=self.equity,
+                    vol=p.features[RV_INDEX],
+                    rsi=(p.features[RSI_INDEX] + 0.5) * 100.0,
                 )
                 if intent is not None:
                     projected[p.symbol] = projected.get(p.symbol, ZERO) + intent.signed_qty
@@ -153,6 +171,7 @@ class ShardEngine:
         "rejected_by_reason",
         "accepted",
         "anomaly_blocked",
+        "equity",
     )
 
     def snapshot(self) -> bytes:
@@ -168,7 +187,27 @@ class ShardEngine:
         for name in self._STATE:
             setattr(self, name, state[name])
 
-    def apply_fills(self, fills: Iterable[Fill]) -> None:
-        """Update the position view with fills of this shard's orders."""
-        for f in fills:
-            self.positions[f.symbol] = self.positions.get(f.symbol, ZERO) + f.signed_qty
+    def sync(self, positions: dict[str, Decimal], working: dict[str, Decimal], equity: Decimal | None) -> None:
+        """Take Execution's view (position + working, per symbol of this shard) and the equity."""
+        for s in set(positions) | set(working):
+            if s in self.instruments:
+                self.positions[s] = positions.get(s, ZERO) + working.get(s, ZERO)
+        if equity is not None and equity > ZERO:
+            self.equity = equity
+
+    def apply_events(self, events: Iterable[OrderEvent]) -> None:
+        """Replay the recorded effect of order events on the position + working view.
+
+        A fill moves quantity from working to position (no change here); an accepted order
+        adds its quantity; a cancel or expiry removes what was left.
+        """
+        for e in events:
+            if e.symbol not in self.instruments:
+                continue
+            if e.kind is EventKind.ACCEPTED:
+                delta = e.qty
+            elif e.kind in (EventKind.CANCELLED, EventKind.EXPIRED):
+                delta = -(e.qty - e.filled_qty)
+            else:
+                continue
+            self.positions[e.symbol] = self.positions.get(e.symbol, ZERO) + e.side.sign * delta

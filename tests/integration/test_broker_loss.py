@@ -11,7 +11,7 @@ import ray
 from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.feed import publish
-from raytrade.adapters.ledger_sqlite import SqliteLedger
+from raytrade.adapters.ledger import Ledger
 from raytrade.adapters.synthetic_market import SyntheticMarket
 from raytrade.cluster.topology import build
 from raytrade.training.bootstrap import ensure_model
@@ -38,7 +38,7 @@ def test_broker_restart_with_memory_storage_halts_trading(ray_local: None, tmp_p
         producer.close()
         del producer
         wait_for(lambda: consumed(topo) >= len(ticks), 60, "the first feed")
-        orders_before = sum(SqliteLedger(ledger).status_counts().values())
+        orders_before = sum(Ledger(ledger).status_counts().values())
 
         port = broker.port
         broker.stop()
@@ -62,7 +62,7 @@ def test_broker_restart_with_memory_storage_halts_trading(ray_local: None, tmp_p
         assert all(s["error"] and s["error"].startswith("DataLossError") for s in stats)
         time.sleep(1.0)
         # Nothing was invented from the new log: no order after the loss.
-        assert sum(SqliteLedger(ledger).status_counts().values()) == orders_before
+        assert sum(Ledger(ledger).status_counts().values()) == orders_before
         assert sum(s["consumed"] for s in stats) == len(ticks)
     finally:
         if topo is not None:

@@ -15,7 +15,7 @@ import ray
 from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.feed import publish
-from raytrade.adapters.ledger_sqlite import SqliteLedger
+from raytrade.adapters.ledger import Ledger
 from raytrade.adapters.synthetic_market import SyntheticMarket
 from raytrade.cluster.topology import Topology, build
 from raytrade.domain.portfolio import Portfolio
@@ -104,16 +104,23 @@ def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker:
     assert sorted(base64.b64decode(d["value"]) for d in letters) == sorted(v for _, v, _ in bad_only)
     bad_offsets = {(d["partition"], d["offset"]) for d in letters}
 
-    ledger = SqliteLedger(ledger_path)
-    orders = ledger._db.execute("SELECT order_id, status FROM orders").fetchall()
+    ledger = Ledger(ledger_path)
+    orders = ledger.order_states()
     counts = ledger.status_counts()
     fills = ledger.fills()
     assert orders, "the model should have traded over an hour of market"
-    assert sum(counts.values()) == len(orders) == counts.get("FILLED", 0) + counts.get("REJECTED", 0)
-    assert len(fills) == counts["FILLED"]
-    for oid, _ in orders:  # no order was caused by a rejected message
+    assert sum(counts.values()) == len(orders) and counts["FILLED"] > 0
+    filled: dict[str, Decimal] = {}
+    for f in fills:
+        filled[f.order_id] = filled.get(f.order_id, Decimal(0)) + f.qty
+    assert {o: q for o, (_, q) in orders.items() if q} == filled  # every fill belongs to its order, exactly
+    for oid in orders:  # no order was caused by a rejected message
+        if oid.startswith("risk:"):
+            continue  # the gate's own ATR stop exits
         _, _, partition, offset = oid.split(":")
         assert (int(partition), int(offset)) not in bad_offsets
+    recon = ray.get(topo.execution.reconcile.remote())
+    assert recon["ok"], recon["mismatches"]
     # Execution's books equal a replay of the ledger, exactly.
     marks: dict[str, Decimal] = {}
     for m in ray.get([s.marks.remote() for s in topo.shards]):
@@ -125,19 +132,25 @@ def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker:
     assert summary["unrealized_pnl"] == str(replay.unrealized(marks))
     assert Decimal(summary["equity"]) - cfg.execution.initial_cash == Decimal(summary["net_pnl"])
 
-    # Kill switch: after a halt every new intent is denied and nothing more fills.
+    # Kill switch: a halt cancels every open order, reaches every shard (which stop sending
+    # intents), and nothing more fills.
     ray.get(topo.risk_gate.halt.remote("test halt"))
-    filled_before = len(fills)
+    after = Ledger(ledger_path)
+    assert not ray.get(topo.execution.open_orders.remote())
+    filled_before = len(after.fills())
+    suppressed_before = sum(s["intents_suppressed"] for s in ray.get([s.stats.remote() for s in topo.shards]))
     more = list(SyntheticMarket(seed=22, start_ns=ticks[-1].ts + 60 * 10**9).ticks(1800))
     publish(more, producer, topic)
     wait_consumed(topo, total + len(more))
-    after = SqliteLedger(ledger_path)
     assert len(after.fills()) == filled_before
-    halted = after._db.execute("SELECT COUNT(*) FROM orders WHERE reason = 'halted: test halt'").fetchone()[0]
-    assert halted > 0
+    stats = ray.get([s.stats.remote() for s in topo.shards])
+    assert all(s["trading_state"] == "HALTED" for s in stats)
+    assert sum(s["intents_suppressed"] for s in stats) > suppressed_before
     state = ray.get(topo.risk_gate.state.remote())
-    assert state["state"] == "HALTED" and state["denied"] >= halted
+    assert state["state"] == "HALTED" and state["halt_reason"] == "test halt"
+    assert [e["state"] for e in after.risk_events()][-1:] == ["HALTED"]
     ray.get(topo.risk_gate.resume.remote())
+    assert all(s["trading_state"] == "ACTIVE" for s in ray.get([s.stats.remote() for s in topo.shards]))
 
 
 def test_tick_round_trip_through_wire_encoding() -> None:

@@ -28,6 +28,7 @@ from raytrade.deployments.policy_runner import PolicyRunner
 from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.deployments.serve_scorer import ServeScorer
 from raytrade.domain.shard_engine import ShardModel
+from raytrade.domain.ticks import Tick, encode_tick
 from raytrade.training.bootstrap import MODEL_NAME
 from raytrade.training.model_loading import shard_model
 from tests.integration.chaos_harness import config, kill_all
@@ -72,7 +73,10 @@ def app(jwt_secret: str, ray_local: int, broker: EmbeddedBroker, tmp_path_factor
         burst=20,
     )
     url = deploy(sc)
-    yield url, reg, topo
+    for shard in topo.shards:  # consume ticks: bars reach the paper broker, orders trade
+        shard.run.remote()
+    yield url, reg, topo, topic, broker.bootstrap_servers
+    ray.get([shard.stop.remote() for shard in topo.shards])
     serve.shutdown()  # type: ignore[no-untyped-call]
     kill_all(topo)
 
@@ -102,7 +106,7 @@ def features(n: int, seed: int = 0) -> list[list[float]]:
 
 
 def test_predict_matches_the_in_process_model_and_reports_members_and_anomaly(app: Any) -> None:
-    url, reg, _ = app
+    url, reg, _, _, _ = app
     local = Scorer(ModelSpec(reg.uri, MODEL_NAME, "v0001", "anomaly_iforest"))
     rows = features(3)
     r = call("POST", f"{url}/v1/predict", "viewer", json={"features": rows})
@@ -122,7 +126,7 @@ def test_predict_matches_the_in_process_model_and_reports_members_and_anomaly(ap
 
 
 def test_the_ensemble_deployment_batches_concurrent_calls_with_the_same_results(app: Any) -> None:
-    _, reg, _ = app
+    _, reg, _, _, _ = app
     handle = serve.get_deployment_handle("Ensemble", "raytrade")
     local = Scorer(ModelSpec(reg.uri, MODEL_NAME, "v0001", "anomaly_iforest"))
     rows = [np.asarray(features(1, seed)) for seed in range(16)]
@@ -148,7 +152,7 @@ class _AsyncScorer:
 
 
 def test_shards_can_score_through_the_ensemble_deployment(app: Any) -> None:
-    _, reg, _ = app
+    _, reg, _, _, _ = app
     local = shard_model(reg, MODEL_NAME, "v0001")
     remote = ShardModel(ServeScorer("raytrade", "Ensemble"), local.history, local.gate, "via serve")
     actor = _AsyncScorer.remote(remote)  # type: ignore[attr-defined]
@@ -159,7 +163,7 @@ def test_shards_can_score_through_the_ensemble_deployment(app: Any) -> None:
 
 
 def test_predict_from_raw_bars_uses_the_training_features(app: Any) -> None:
-    url, reg, _ = app
+    url, reg, _, _, _ = app
     rng = np.random.default_rng(3)
     close = 100 * np.exp(np.cumsum(rng.normal(0, 0.001, 80)))
     bars = [
@@ -187,7 +191,7 @@ def test_predict_from_raw_bars_uses_the_training_features(app: Any) -> None:
     ],
 )
 def test_malformed_predict_bodies_get_422_naming_the_field(app: Any, body: dict[str, Any], loc: list[Any]) -> None:
-    url, _, _ = app
+    url, _, _, _, _ = app
     r = call("POST", f"{url}/v1/predict", "viewer", data=json.dumps(body), headers={"Content-Type": "application/json"})
     assert r.status_code == 422, r.text
     assert any(e["loc"][: len(loc)] == loc for e in r.json()["detail"]), r.json()
@@ -198,7 +202,7 @@ def test_malformed_predict_bodies_get_422_naming_the_field(app: Any, body: dict[
 
 
 def test_policy_action_matches_the_registered_module(app: Any) -> None:
-    url, reg, _ = app
+    url, reg, _, _, _ = app
     runner = PolicyRunner(reg.uri, "ppo_policy", "approved")
     for seed in range(3):
         f = features(1, seed)[0]
@@ -210,7 +214,7 @@ def test_policy_action_matches_the_registered_module(app: Any) -> None:
 
 
 def test_credentials_are_checked_per_route_with_clear_messages(app: Any) -> None:
-    url, _, _ = app
+    url, _, _, _, _ = app
     order = {"symbol": "BTCUSDT", "side": "buy", "qty": "0.001", "ref_price": "50000"}
     missing = call("GET", f"{url}/v1/risk", None)
     assert missing.status_code == 401 and "missing Authorization" in missing.json()["detail"]
@@ -236,23 +240,61 @@ def test_credentials_are_checked_per_route_with_clear_messages(app: Any) -> None
     assert call("GET", f"{url}/health", None).status_code == 200
 
 
-def test_manual_orders_pass_the_risk_gate_and_the_kill_switch_stops_them(app: Any) -> None:
-    url, _, topo = app
+def trade_minutes(topo: Topology, topic: str, bootstrap: str, price: float, minutes: int) -> None:
+    """Publish BTC ticks for the next ``minutes`` of wall-clock event time (bars close, orders trade)."""
+    producer = kafka.producer("confluent", bootstrap)
+    now = time.time_ns()
+    start = now - now % (60 * 10**9)
+    n = 0
+    for m in range(minutes + 1):
+        for k in range(6):
+            ts = start + m * 60 * 10**9 + k * 10 * 10**9
+            tick = Tick("BTCUSDT", price + (k % 3) * 5.0 - 5.0, 50.0, ts)
+            producer.produce(topic, b"BTCUSDT", encode_tick(tick))
+            n += 1
+    producer.flush(10)
+
+
+def order_status(url: str, order_id: str) -> dict[str, Any]:
+    listed = call("GET", f"{url}/v1/orders?limit=50", "viewer").json()["orders"]
+    return next(o for o in listed if o["order_id"] == order_id)
+
+
+def test_manual_orders_pass_the_risk_gate_trade_on_later_bars_and_the_kill_switch_stops_them(app: Any) -> None:
+    url, _, topo, topic, bootstrap = app
     order = {"symbol": "BTCUSDT", "side": "buy", "qty": "0.01", "ref_price": "50000"}
     r = call("POST", f"{url}/v1/orders", "trader", json=order)
     assert r.status_code == 200, r.text
     placed = r.json()
-    assert placed["status"] == "FILLED" and Decimal(placed["fill"]["qty"]) == Decimal("0.01")
-    listed = call("GET", f"{url}/v1/orders?limit=5", "viewer").json()["orders"]
-    assert listed[0]["order_id"] == placed["order_id"] and listed[0]["strategy"] == "manual:cli"
+    assert placed["status"] == "ACCEPTED" and placed["fills"] == []  # it trades on a later bar, not now
+    resting = call(
+        "POST", f"{url}/v1/orders", "trader", json={**order, "type": "limit", "limit_price": "40000.00"}
+    ).json()
+    assert resting["status"] == "ACCEPTED"
+    trade_minutes(topo, topic, bootstrap, 50000.0, 3)
+    deadline = time.monotonic() + 30
+    while order_status(url, placed["order_id"])["status"] != "FILLED":
+        assert time.monotonic() < deadline, order_status(url, placed["order_id"])
+        time.sleep(0.2)
+    filled = order_status(url, placed["order_id"])
+    assert filled["strategy"] == "manual:cli" and Decimal(filled["filled_qty"]) == Decimal("0.01")
+    assert 49995 <= Decimal(filled["fills"][0]["price"]) <= 50005  # within the bar's traded range
+    assert order_status(url, resting["order_id"])["status"] == "ACCEPTED"  # 40,000 never traded
+    cancelled = call("DELETE", f"{url}/v1/orders/{resting['order_id']}", "trader")
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "CANCELLED"
+    assert call("DELETE", f"{url}/v1/orders/{resting['order_id']}", "trader").status_code == 404
     pos = call("GET", f"{url}/v1/positions", "viewer").json()
     assert Decimal(pos["positions"]["BTCUSDT"]) >= Decimal("0.01")
     big = call("POST", f"{url}/v1/orders", "trader", json={**order, "qty": "1"})  # 50,000 > max order 25,000
     assert big.json()["status"] == "REJECTED" and "order notional" in big.json()["reason"]
+    fat = call("POST", f"{url}/v1/orders", "trader", json={**order, "ref_price": "60000"})  # 20% off the last trade
+    assert fat.json()["status"] == "REJECTED" and "from the last trade" in fat.json()["reason"]
     unknown = call("POST", f"{url}/v1/orders", "trader", json={**order, "symbol": "NOPE"})
     assert unknown.status_code == 422 and unknown.json()["detail"][0]["loc"] == ["body", "symbol"]
     nan = call("POST", f"{url}/v1/orders", "trader", json={**order, "ref_price": "NaN"})
     assert nan.status_code == 422
+    no_limit = call("POST", f"{url}/v1/orders", "trader", json={**order, "type": "limit"})
+    assert no_limit.status_code == 422 and "needs limit_price" in no_limit.text
 
     halted = call("POST", f"{url}/v1/risk/halt", "admin", json={"reason": "test drill"})
     assert halted.status_code == 200 and halted.json()["state"] == "HALTED"
@@ -262,11 +304,11 @@ def test_manual_orders_pass_the_risk_gate_and_the_kill_switch_stops_them(app: An
     denied = call("POST", f"{url}/v1/orders", "trader", json=order).json()
     assert denied["status"] == "REJECTED" and denied["reason"].startswith("halted: test drill")
     assert call("POST", f"{url}/v1/risk/resume", "admin").json()["state"] == "ACTIVE"
-    assert call("POST", f"{url}/v1/orders", "trader", json=order).json()["status"] == "FILLED"
+    assert call("POST", f"{url}/v1/orders", "trader", json=order).json()["status"] == "ACCEPTED"
 
 
 def test_order_and_predict_routes_are_rate_limited_per_token(app: Any) -> None:
-    url, _, _ = app  # the test app allows a burst of 20, then 2/s
+    url, _, _, _, _ = app  # the test app allows a burst of 20, then 2/s
     headers = {"Authorization": f"Bearer {token('viewer')}"}
     t0 = time.monotonic()
     responses = [
@@ -283,7 +325,7 @@ def test_order_and_predict_routes_are_rate_limited_per_token(app: Any) -> None:
 
 
 def test_hot_swap_keeps_serving_and_switches_version(app: Any) -> None:
-    url, _, _ = app
+    url, _, _, _, _ = app
     assert call("POST", f"{url}/v1/models/v0003/activate").status_code == 409  # not approved
     assert call("POST", f"{url}/v1/models/v0099/activate").status_code == 404
     assert call("POST", f"{url}/v1/models/latest/activate").status_code == 422
@@ -338,7 +380,7 @@ def test_openapi_fuzzing_with_valid_tokens_finds_no_server_error(app: Any) -> No
     import schemathesis
     from hypothesis import HealthCheck, given, settings
 
-    url, _, _ = app
+    url, _, _, _, _ = app
     spec = requests.get(f"{url}/openapi.json", timeout=30).json()
     assert {"/v1/predict", "/v1/policy", "/v1/orders", "/v1/risk/halt", "/health"} <= set(spec["paths"])
     schema = schemathesis.openapi.from_dict(spec)

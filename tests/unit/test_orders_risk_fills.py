@@ -54,7 +54,7 @@ def test_risk_limits_and_kill_switch() -> None:
 
 def test_gross_exposure_limit_counts_all_symbols() -> None:
     rules = RiskRules(RiskLimits(D("100000"), D("100000"), D("30000")))
-    rules.confirm({"ETHUSDT": D("10")}, seq=1)
+    rules.confirm({"ETHUSDT": D("10")}, {}, seq=1)
     rules.marks["ETHUSDT"] = D("2000")  # 20k gross already
     d = rules.check(intent(Side.BUY, "0.6"))  # +12k -> 32k
     assert not d.approved and "gross exposure" in d.reason
@@ -66,14 +66,17 @@ def test_gate_view_takes_executions_positions_and_never_double_counts() -> None:
     assert rules.check(a).approved and rules.check(b).approved
     assert rules.position("BTCUSDT") == D("1.0")  # both reserved
     # Execution filled a (confirmed position 0.5 at ledger seq 7); b is still in flight.
-    rules.settle([a], {"BTCUSDT": D("0.5")}, seq=7, fills=[])
+    rules.release([a])
+    rules.confirm({"BTCUSDT": D("0.5")}, {"BTCUSDT": D(0)}, seq=7)
     assert rules.position("BTCUSDT") == D("1.0")
     # A replayed batch reports a's fill again: the confirmed position is replaced, not added to.
-    rules.confirm({"BTCUSDT": D("0.5")}, seq=7)
+    rules.confirm({"BTCUSDT": D("0.5")}, {}, seq=7)
     assert rules.position("BTCUSDT") == D("1.0")
-    rules.settle([b], {"BTCUSDT": D("1.0")}, seq=9, fills=[])
+    # b reached Execution and is working there (not filled yet): it counts as working.
+    rules.release([b])
+    rules.confirm({"BTCUSDT": D("0.5")}, {"BTCUSDT": D("0.5")}, seq=9)
     assert rules.position("BTCUSDT") == D("1.0") and rules.reserved == {}
-    rules.confirm({"BTCUSDT": D("0.5")}, seq=8)  # a stale read arriving late is ignored
+    rules.confirm({"BTCUSDT": D("0.2")}, {"BTCUSDT": D(0)}, seq=8)  # a stale read arriving late is ignored
     assert rules.position("BTCUSDT") == D("1.0")
     c = intent(Side.SELL, "0.5", oid="c")
     assert rules.check(c).approved

@@ -9,10 +9,12 @@ import pytest
 
 from raytrade.actors.execution import ExecutionCore
 from raytrade.adapters.snapshot_store import SnapshotStore
+from raytrade.domain.bars import BAR_NS, Bar
 from raytrade.domain.features import WARMUP_BARS
 from raytrade.domain.instruments import Instrument
-from raytrade.domain.orders import Fill, OrderIntent, OrderStatus, RiskDecision, Side
-from raytrade.domain.paper_fills import PaperFillModel
+from raytrade.domain.order_lifecycle import EventKind
+from raytrade.domain.orders import OrderIntent, OrderStatus, RiskDecision, Side
+from raytrade.domain.paper_broker import PaperBrokerConfig
 from raytrade.domain.shard_engine import ShardEngine
 from raytrade.domain.strategy import ThresholdStrategy
 from tests.unit.test_shard_engine import BTC, messages, momentum
@@ -20,8 +22,9 @@ from tests.unit.test_shard_engine import BTC, messages, momentum
 STRATEGY = ThresholdStrategy("m", 0.6, 0.4, D("10000"), True)
 
 
-def fills_for(intents: list[OrderIntent]) -> list[Fill]:
-    return [Fill(f"{i.order_id}#1", i.order_id, i.symbol, i.side, i.qty, i.ref_price, D(0), 1) for i in intents]
+def book(engine: ShardEngine, intents: list[OrderIntent]) -> None:
+    """Execution's answer as if every intent filled: the engine takes the resulting positions."""
+    engine.sync({"BTCUSDT": engine.positions.get("BTCUSDT", D(0)) + sum(i.signed_qty for i in intents)}, {}, None)
 
 
 def test_snapshot_restore_continues_exactly_like_an_uninterrupted_engine() -> None:
@@ -30,11 +33,11 @@ def test_snapshot_restore_continues_exactly_like_an_uninterrupted_engine() -> No
     half = len(msgs) // 2
     straight = ShardEngine([BTC], STRATEGY, momentum)
     first = straight.process(msgs[:half], 0)
-    straight.apply_fills(fills_for(first.intents))
+    book(straight, first.intents)
     second = straight.process(msgs[half:], 0)
 
     crashed = ShardEngine([BTC], STRATEGY, momentum)
-    crashed.apply_fills(fills_for(crashed.process(msgs[:half], 0).intents))
+    book(crashed, crashed.process(msgs[:half], 0).intents)
     blob = crashed.snapshot()
     restored = ShardEngine([BTC], STRATEGY, momentum)
     restored.restore(blob)
@@ -68,21 +71,30 @@ def intent(oid: str, side: Side = Side.BUY) -> OrderIntent:
     return OrderIntent(oid, "m", "BTCUSDT", side, D("0.5"), D("20000.00"), 1, 1, 0.7)
 
 
-def test_execution_answers_a_replayed_batch_with_the_recorded_reports(tmp_path: Path) -> None:
-    model = PaperFillModel(D("2"), D("0.5"), D("1"))
-    ex = ExecutionCore([BTC], model, str(tmp_path / "l.db"), D(100_000))
+def test_execution_answers_a_replayed_call_with_the_recorded_answers(tmp_path: Path) -> None:
+    cfg = PaperBrokerConfig(latency_ns=0)
+    ex = ExecutionCore([BTC], cfg, str(tmp_path / "l.db"), D(100_000))
     batch = [RiskDecision(intent("a"), True), RiskDecision(intent("b", Side.SELL), False, "position limit")]
     first = ex.execute(batch)
-    assert [r.status for r in first.reports] == [OrderStatus.FILLED, OrderStatus.REJECTED]
-    assert first.positions == {"BTCUSDT": D("0.5")}
-    # The same ids again, even with different verdicts (a gate that restarted): the first answers.
-    replay = ex.execute([RiskDecision(intent("a"), False, "halted"), RiskDecision(intent("b", Side.SELL), True)])
-    assert replay.reports == first.reports and replay.seq == first.seq
+    assert [r.status for r in first.reports] == [OrderStatus.ACCEPTED, OrderStatus.REJECTED]
+    assert first.reports[1].reason == "position limit"
+    assert first.positions == {"BTCUSDT": D(0)} and first.working == {"BTCUSDT": D("0.5")}
+    bar = Bar(2 * BAR_NS, 20000.0, 20010.0, 19990.0, 20005.0, 100.0)
+    traded = ex.execute([], [("BTCUSDT", bar)])
+    assert [f.order_id for f in traded.fills] == ["a"] and traded.positions == {"BTCUSDT": D("0.5")}
+    # The same ids and bar again, even with different verdicts (a gate that restarted): the first answers.
+    replay = ex.execute(
+        [RiskDecision(intent("a"), False, "halted"), RiskDecision(intent("b", Side.SELL), True)], [("BTCUSDT", bar)]
+    )
+    assert [r.status for r in replay.reports] == [OrderStatus.FILLED, OrderStatus.REJECTED]
+    assert replay.fills == traded.fills and replay.seq == traded.seq
+    assert [e.kind for e in replay.events if e.order_id == "a"] == [EventKind.FILL, EventKind.NEW, EventKind.ACCEPTED]
     assert ex.replayed == 2 and len(ex.ledger.fills()) == 1
     assert ex.portfolio.positions() == {"BTCUSDT": D("0.5")}
     # A restarted Execution (new process, same ledger) rebuilds the same books and answers the same.
-    again = ExecutionCore([BTC], model, str(tmp_path / "l.db"), D(100_000))
+    again = ExecutionCore([BTC], cfg, str(tmp_path / "l.db"), D(100_000))
     assert again.portfolio.cash == ex.portfolio.cash
-    assert again.execute(batch).reports == first.reports
+    assert again.execute(batch).reports == replay.reports
     positions, marks, seq = again.positions()
-    assert positions == {"BTCUSDT": D("0.5")} and marks == {"BTCUSDT": first.reports[0].fill.price} and seq == 2  # type: ignore[union-attr]
+    assert positions == {"BTCUSDT": D("0.5")} and marks == {"BTCUSDT": D("20005.00")} and seq == traded.seq
+    assert again.reconcile()["ok"]

@@ -8,7 +8,6 @@ from raytrade.domain.bars import BAR_NS
 from raytrade.domain.features import WARMUP_BARS
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import floor_to
-from raytrade.domain.orders import Fill
 from raytrade.domain.shard_engine import RawMessage, ShardEngine, ShardModel
 from raytrade.domain.strategy import ThresholdStrategy
 from raytrade.domain.ticks import Tick, encode_tick
@@ -49,10 +48,8 @@ def test_engine_trades_only_after_warm_up_and_batches_scoring() -> None:
         pos += intent.signed_qty
         assert abs(pos) == floor_to(D("10000") / intent.ref_price, BTC.size_increment)  # exactly one unit
         assert intent.ts_consumed == 123 and intent.order_id.startswith("m:BTCUSDT:0:")
-    engine.apply_fills(
-        [Fill(f"{i.order_id}#1", i.order_id, i.symbol, i.side, i.qty, i.ref_price, D(0), 1) for i in out.intents]
-    )
-    assert engine.positions["BTCUSDT"] == pos
+    engine.sync({"BTCUSDT": pos - D("0.1")}, {"BTCUSDT": D("0.1")}, D(90_000))  # Execution's view wins
+    assert engine.positions["BTCUSDT"] == pos and engine.equity == D(90_000)
 
 
 def test_engine_never_scores_or_trades_bad_messages() -> None:

@@ -1,13 +1,10 @@
 from __future__ import annotations
 
-from decimal import Decimal as D
 from pathlib import Path
 
 import pytest
 
-from raytrade.adapters.ledger_sqlite import LedgerEntry, SqliteLedger
 from raytrade.adapters.market_files import iter_ticks
-from raytrade.domain.orders import Fill, OrderIntent, OrderStatus, Side
 
 
 def test_bar_csv_becomes_ordered_ticks_and_zero_volume_bars_trade_nothing(tmp_path: Path) -> None:
@@ -26,18 +23,3 @@ def test_bar_csv_becomes_ordered_ticks_and_zero_volume_bars_trade_nothing(tmp_pa
     with pytest.raises(ValueError, match="expected tick columns"):
         (tmp_path / "x.csv").write_text("timestamp,foo\n2023-01-01 00:00:00,1\n")
         list(iter_ticks(tmp_path / "x.csv"))
-
-
-def test_sqlite_ledger_is_idempotent_and_durable(tmp_path: Path) -> None:
-    path = tmp_path / "ledger.db"
-    led = SqliteLedger(path)
-    i = OrderIntent("s:BTC:0:5", "s", "BTC", Side.BUY, D("0.5"), D("100"), 1, 2, 0.6)
-    f = Fill("s:BTC:0:5#1", i.order_id, "BTC", Side.BUY, D("0.5"), D("100.01"), D("0.01000500"), 3)
-    assert led.record([LedgerEntry(i, OrderStatus.FILLED, "", f, 10)]) == 1
-    assert led.record([LedgerEntry(i, OrderStatus.FILLED, "", f, 11)]) == 0  # replay: nothing new
-    led.close()
-    again = SqliteLedger(path)
-    assert again._db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-    assert again.fills() == [f]  # exact decimals survive the round trip
-    assert again.status_counts() == {"FILLED": 1}
-    assert again.latencies_ns() == [8]

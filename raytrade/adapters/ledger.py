@@ -1,0 +1,445 @@
+"""The durable ledger: orders, their immutable event history, fills, bar state and risk events.
+
+One class, two backends with the same SQL: SQLite (a file, the default; WAL) and PostgreSQL
+(``postgresql://`` URLs, through psycopg 3). Every :meth:`Ledger.write` is one transaction.
+
+Tables:
+
+- ``order_events``: append-only, one row per transition (``UNIQUE(order_id, event_no)``),
+  with its cause. The source of truth for an order's history.
+- ``orders``: each order's current terms and state (an upsert per write), for queries.
+- ``fills``: every fill, exact decimals, in booking order.
+- ``bar_marks``: per symbol, the last bar the paper broker processed and its volatility
+  state, so a restarted Execution neither re-trades nor skips a bar.
+- ``risk_events``: RiskGate state transitions with their reason.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from raytrade.domain.order_lifecycle import EventKind, Order, OrderEvent
+from raytrade.domain.orders import (
+    Fill,
+    Liquidity,
+    OrderIntent,
+    OrderReport,
+    OrderStatus,
+    OrderType,
+    Side,
+    TimeInForce,
+)
+
+_TABLES = """
+CREATE TABLE IF NOT EXISTS orders (
+    order_id    TEXT PRIMARY KEY,
+    strategy    TEXT NOT NULL,
+    symbol      TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    order_type  TEXT NOT NULL,
+    tif         TEXT NOT NULL,
+    qty         {num} NOT NULL,
+    limit_price {num},
+    stop_price  {num},
+    ref_price   {num} NOT NULL,
+    score       DOUBLE PRECISION NOT NULL,
+    ts_event    BIGINT NOT NULL,
+    ts_consumed BIGINT NOT NULL,
+    ts_accepted BIGINT NOT NULL,
+    status      TEXT NOT NULL,
+    filled_qty  {num} NOT NULL,
+    reason      TEXT NOT NULL,
+    created_seq BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS order_events (
+    seq         {serial},
+    order_id    TEXT NOT NULL REFERENCES orders(order_id),
+    event_no    INTEGER NOT NULL,
+    symbol      TEXT NOT NULL,
+    side        TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    status      TEXT NOT NULL,
+    qty         {num} NOT NULL,
+    filled_qty  {num} NOT NULL,
+    limit_price {num},
+    stop_price  {num},
+    reason      TEXT NOT NULL,
+    fill_id     TEXT,
+    cause       TEXT NOT NULL,
+    ts          BIGINT NOT NULL,
+    UNIQUE (order_id, event_no)
+);
+CREATE INDEX IF NOT EXISTS order_events_cause ON order_events (cause);
+CREATE TABLE IF NOT EXISTS fills (
+    seq       {serial},
+    fill_id   TEXT NOT NULL UNIQUE,
+    order_id  TEXT NOT NULL REFERENCES orders(order_id),
+    symbol    TEXT NOT NULL,
+    side      TEXT NOT NULL,
+    qty       {num} NOT NULL,
+    price     {num} NOT NULL,
+    fee       {num} NOT NULL,
+    liquidity TEXT NOT NULL,
+    ts        BIGINT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bar_marks (
+    symbol   TEXT PRIMARY KEY,
+    start    BIGINT NOT NULL,
+    variance DOUBLE PRECISION NOT NULL,
+    close    {num} NOT NULL
+);
+CREATE TABLE IF NOT EXISTS risk_events (
+    seq    {serial},
+    ts     BIGINT NOT NULL,
+    kind   TEXT NOT NULL,
+    state  TEXT NOT NULL,
+    reason TEXT NOT NULL
+);
+"""
+_DIALECT = {
+    "sqlite": {"num": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
+    "postgres": {"num": "NUMERIC", "serial": "BIGSERIAL PRIMARY KEY"},
+}
+_ORDER_COLS = (
+    "order_id, strategy, symbol, side, order_type, tif, qty, limit_price, stop_price, ref_price, score, "
+    "ts_event, ts_consumed, ts_accepted, status, filled_qty, reason"
+)
+_EVENT_COLS = (
+    "order_id, event_no, symbol, side, kind, status, qty, filled_qty, limit_price, stop_price, reason, fill_id, "
+    "cause, ts"
+)
+_FILL_COLS = "fill_id, order_id, symbol, side, qty, price, fee, ts, liquidity"
+
+
+def _dec(v: Any) -> Decimal:
+    return v if isinstance(v, Decimal) else Decimal(str(v))
+
+
+def _opt(v: Any) -> Decimal | None:
+    return None if v is None else _dec(v)
+
+
+def _num(v: Decimal | None) -> str | None:
+    return None if v is None else str(v)
+
+
+def _fill(r: Sequence[Any]) -> Fill:
+    return Fill(r[0], r[1], r[2], Side(r[3]), _dec(r[4]), _dec(r[5]), _dec(r[6]), int(r[7]), Liquidity(r[8]))
+
+
+def _event(r: Sequence[Any]) -> OrderEvent:
+    return OrderEvent(
+        r[0],
+        int(r[1]),
+        r[2],
+        Side(r[3]),
+        EventKind(r[4]),
+        OrderStatus(r[5]),
+        _dec(r[6]),
+        _dec(r[7]),
+        _opt(r[8]),
+        _opt(r[9]),
+        r[10],
+        r[11],
+        r[12],
+        int(r[13]),
+    )
+
+
+@dataclass(slots=True)
+class LedgerWrite:
+    """What one Execution call changed, written in one transaction."""
+
+    orders: list[Order] = field(default_factory=list)
+    events: list[OrderEvent] = field(default_factory=list)
+    fills: list[Fill] = field(default_factory=list)
+    bars: dict[str, tuple[int, float, Decimal]] = field(default_factory=dict)  # start, variance, close
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.events or self.fills or self.bars)
+
+
+class Ledger:
+    """Orders, events and fills in SQLite or PostgreSQL; see the module docstring."""
+
+    def __init__(self, url: str | Path) -> None:
+        self.url = str(url)
+        self.dialect = "postgres" if self.url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self._db: Any
+        if self.dialect == "postgres":
+            import psycopg
+
+            self._db = psycopg.connect(self.url, autocommit=True)
+        else:
+            path = self.url.removeprefix("sqlite:///")
+            if path != ":memory:":
+                Path(path).parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA foreign_keys=ON")
+        with self._tx():
+            for stmt in _TABLES.format(**_DIALECT[self.dialect]).split(";"):
+                if stmt.strip():
+                    self._db.execute(stmt)
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    def _q(self, sql: str) -> str:
+        return sql.replace("?", "%s") if self.dialect == "postgres" else sql
+
+    def _rows(self, sql: str, args: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        return [tuple(r) for r in self._db.execute(self._q(sql), list(args)).fetchall()]
+
+    @contextmanager
+    def _tx(self) -> Iterator[None]:
+        if self.dialect == "postgres":
+            with self._db.transaction():
+                yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _in(self, sql: str, ids: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Run ``sql`` (with ``{ids}`` for the placeholder list) over ``ids`` in chunks."""
+        out: list[tuple[Any, ...]] = []
+        for i in range(0, len(ids), 500):
+            part = list(ids[i : i + 500])
+            out += self._rows(sql.format(ids=",".join("?" * len(part))), part)
+        return out
+
+    # -- writing --------------------------------------------------------------------------
+
+    def write(self, w: LedgerWrite) -> None:
+        """Record one call's orders (upsert), events and fills (ignored if present), bar state."""
+        if not w:
+            return
+        seq = int(self._rows("SELECT COALESCE(MAX(created_seq), 0) FROM orders")[0][0])
+        order_sql = self._q(
+            f"INSERT INTO orders ({_ORDER_COLS}, created_seq) VALUES ({','.join('?' * 18)}) "
+            "ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, qty = excluded.qty, "
+            "limit_price = excluded.limit_price, stop_price = excluded.stop_price, "
+            "filled_qty = excluded.filled_qty, reason = excluded.reason"
+        )
+        with self._tx():
+            for n, o in enumerate(w.orders, 1):
+                i = o.intent
+                first = o.events[0].ts if o.events else 0
+                reason = next((e.reason for e in reversed(o.events) if e.reason), "")
+                self._db.execute(
+                    order_sql,
+                    [
+                        i.order_id,
+                        i.strategy,
+                        i.symbol,
+                        i.side.value,
+                        i.order_type.value,
+                        i.tif.value,
+                        str(i.qty),
+                        _num(i.limit_price),
+                        _num(i.stop_price),
+                        str(i.ref_price),
+                        i.score,
+                        i.ts_event,
+                        i.ts_consumed,
+                        first,
+                        o.status.value,
+                        str(o.filled_qty),
+                        reason,
+                        seq + n,  # arrival order (kept on update: an upsert does not touch it)
+                    ],
+                )
+            for f in w.fills:
+                self._db.execute(
+                    self._q(f"INSERT INTO fills ({_FILL_COLS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
+                    [
+                        f.fill_id,
+                        f.order_id,
+                        f.symbol,
+                        f.side.value,
+                        str(f.qty),
+                        str(f.price),
+                        str(f.fee),
+                        f.ts,
+                        f.liquidity.value,
+                    ],
+                )
+            for e in w.events:
+                self._db.execute(
+                    self._q(
+                        f"INSERT INTO order_events ({_EVENT_COLS}) VALUES ({','.join('?' * 14)}) ON CONFLICT DO NOTHING"
+                    ),
+                    [
+                        e.order_id,
+                        e.seq,
+                        e.symbol,
+                        e.side.value,
+                        e.kind.value,
+                        e.status.value,
+                        str(e.qty),
+                        str(e.filled_qty),
+                        _num(e.limit_price),
+                        _num(e.stop_price),
+                        e.reason,
+                        e.fill_id,
+                        e.cause,
+                        e.ts,
+                    ],
+                )
+            for symbol, (start, variance, close) in w.bars.items():
+                self._db.execute(
+                    self._q(
+                        "INSERT INTO bar_marks (symbol, start, variance, close) VALUES (?,?,?,?) ON CONFLICT (symbol) "
+                        "DO UPDATE SET start = excluded.start, variance = excluded.variance, close = excluded.close"
+                    ),
+                    [symbol, start, variance, str(close)],
+                )
+
+    def record_risk_event(self, ts: int, kind: str, state: str, reason: str) -> None:
+        """Append one RiskGate state transition."""
+        with self._tx():
+            self._db.execute(
+                self._q("INSERT INTO risk_events (ts, kind, state, reason) VALUES (?,?,?,?)"), [ts, kind, state, reason]
+            )
+
+    # -- reading --------------------------------------------------------------------------
+
+    def seq(self) -> int:
+        """Grows with every recorded event (survives restarts)."""
+        return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM order_events")[0][0])
+
+    def reports(self, order_ids: Iterable[str]) -> dict[str, OrderReport]:
+        """The current report of each of ``order_ids`` that is in the ledger."""
+        ids = list(dict.fromkeys(order_ids))
+        rows = self._in("SELECT order_id, symbol, status, reason, side, qty FROM orders WHERE order_id IN ({ids})", ids)
+        fills: dict[str, list[Fill]] = {}
+        for r in self._in(
+            f"SELECT {_FILL_COLS} FROM fills WHERE order_id IN ({{ids}}) ORDER BY seq", [r[0] for r in rows]
+        ):
+            f = _fill(r)
+            fills.setdefault(f.order_id, []).append(f)
+        return {
+            r[0]: OrderReport(r[0], r[1], OrderStatus(r[2]), tuple(fills.get(r[0], ())), r[3], Side(r[4]), _dec(r[5]))
+            for r in rows
+        }
+
+    def events(self, order_id: str | None = None) -> list[OrderEvent]:
+        """All events (or one order's), in the order they were recorded."""
+        where, args = ("WHERE order_id = ?", [order_id]) if order_id else ("", [])
+        return [_event(r) for r in self._rows(f"SELECT {_EVENT_COLS} FROM order_events {where} ORDER BY seq", args)]
+
+    def events_by_cause(self, causes: Sequence[str]) -> list[OrderEvent]:
+        """The events caused by any of ``causes``, in recorded order."""
+        rows = self._in(f"SELECT {_EVENT_COLS}, seq FROM order_events WHERE cause IN ({{ids}})", list(causes))
+        return [_event(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
+
+    def intake_events(self, order_ids: Sequence[str]) -> list[OrderEvent]:
+        """The NEW/ACCEPTED/REJECTED events of ``order_ids``."""
+        rows = self._in(
+            f"SELECT {_EVENT_COLS}, seq FROM order_events WHERE cause = 'intake' AND order_id IN ({{ids}})",
+            list(order_ids),
+        )
+        return [_event(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
+
+    def fills(self, fill_ids: Sequence[str] | None = None) -> list[Fill]:
+        """All fills (or those of ``fill_ids``) in booking order."""
+        if fill_ids is None:
+            return [_fill(r) for r in self._rows(f"SELECT {_FILL_COLS} FROM fills ORDER BY seq")]
+        rows = self._in(f"SELECT {_FILL_COLS}, seq FROM fills WHERE fill_id IN ({{ids}})", list(fill_ids))
+        return [_fill(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
+
+    def last_fills(self) -> list[Fill]:
+        """The most recent fill of each symbol."""
+        rows = self._rows(
+            f"SELECT {_FILL_COLS} FROM fills WHERE seq IN (SELECT MAX(seq) FROM fills GROUP BY symbol) ORDER BY symbol"
+        )
+        return [_fill(r) for r in rows]
+
+    def working_orders(self) -> list[Order]:
+        """Orders still working, rebuilt with their events and fills (for a restarted Execution)."""
+        rows = self._rows(
+            f"SELECT {_ORDER_COLS} FROM orders WHERE status IN (?, ?) ORDER BY created_seq",
+            ["ACCEPTED", "PARTIALLY_FILLED"],
+        )
+        out: list[Order] = []
+        for r in rows:
+            intent = OrderIntent(
+                r[0], r[1], r[2], Side(r[3]), _dec(r[6]), _dec(r[9]), int(r[11]), int(r[12]), float(r[10]),
+                OrderType(r[4]), TimeInForce(r[5]), _opt(r[7]), _opt(r[8]),
+            )  # fmt: skip
+            events = self.events(r[0])
+            fill_ids = [e.fill_id for e in events if e.fill_id]
+            order = Order(intent, OrderStatus(r[14]), self.fills(fill_ids) if fill_ids else [], events)
+            order.triggered = any(e.kind is EventKind.TRIGGERED for e in events)
+            out.append(order)
+        return out
+
+    def bar_marks(self) -> dict[str, tuple[int, float, Decimal]]:
+        """Per symbol: the last bar start the broker processed, its variance state and the bar's close."""
+        rows = self._rows("SELECT symbol, start, variance, close FROM bar_marks")
+        return {r[0]: (int(r[1]), float(r[2]), _dec(r[3])) for r in rows}
+
+    def recent_orders(self, limit: int, symbol: str | None = None) -> list[dict[str, object]]:
+        """The last ``limit`` orders (newest first) with their fills, as JSON-ready dicts."""
+        where, args = ("WHERE symbol = ?", [symbol]) if symbol else ("", [])
+        rows = self._rows(
+            f"SELECT {_ORDER_COLS} FROM orders {where} ORDER BY created_seq DESC, order_id LIMIT ?", [*args, limit]
+        )
+        reports = self.reports([r[0] for r in rows])
+        keys = [k.strip() for k in _ORDER_COLS.split(",")]
+        out: list[dict[str, object]] = []
+        for r in rows:
+            order: dict[str, object] = {
+                k: (str(v) if isinstance(v, Decimal) else v) for k, v in zip(keys, r, strict=True)
+            }
+            for k in ("qty", "limit_price", "stop_price", "ref_price", "filled_qty"):
+                order[k] = None if order[k] is None else str(_dec(order[k]))
+            order["fills"] = [
+                {
+                    "fill_id": f.fill_id,
+                    "qty": str(f.qty),
+                    "price": str(f.price),
+                    "fee": str(f.fee),
+                    "liquidity": f.liquidity.value,
+                }
+                for f in reports[r[0]].fills
+            ]
+            out.append(order)
+        return out
+
+    def status_counts(self) -> dict[str, int]:
+        """Number of orders per current status."""
+        return {r[0]: int(r[1]) for r in self._rows("SELECT status, COUNT(*) FROM orders GROUP BY status")}
+
+    def latencies_ns(self) -> list[int]:
+        """Consumed-to-accepted latency of every order the engine accepted (not rejected)."""
+        rows = self._rows(
+            "SELECT ts_accepted - ts_consumed FROM orders WHERE status != ?", [OrderStatus.REJECTED.value]
+        )
+        return [int(r[0]) for r in rows]
+
+    def risk_events(self) -> list[dict[str, object]]:
+        """RiskGate transitions, oldest first."""
+        rows = self._rows("SELECT seq, ts, kind, state, reason FROM risk_events ORDER BY seq")
+        return [dict(zip(("seq", "ts", "kind", "state", "reason"), r, strict=True)) for r in rows]
+
+    def order_states(self) -> dict[str, tuple[OrderStatus, Decimal]]:
+        """Every order's recorded status and filled quantity (for reconciliation)."""
+        return {
+            r[0]: (OrderStatus(r[1]), _dec(r[2])) for r in self._rows("SELECT order_id, status, filled_qty FROM orders")
+        }
+
+    def close(self) -> None:
+        """Close the connection."""
+        self._db.close()
