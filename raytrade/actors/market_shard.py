@@ -256,14 +256,14 @@ class MarketShard:
         if self.first_batch_ns is None:
             self.first_batch_ns = now
         t0 = time.perf_counter()
-        result = self.engine.process(((r.partition, r.offset, r.key, r.value) for r in records), now)
+        # In a worker thread, so the loop keeps serving ``set_trading_state`` (a halt) and ``stats``
+        # while a batch is scored; nothing else touches the engine until this returns.
+        rows = [(r.partition, r.offset, r.key, r.value) for r in records]
+        result = await asyncio.get_running_loop().run_in_executor(None, self.engine.process, rows, now)
         t1 = time.perf_counter()
         ph = self.phase_s
         ph["process"] += t1 - t0
         c = self.counters
-        c["consumed"] += len(records)
-        c["batches"] += 1
-        self._consumed_counter.inc(len(records))
         if result.rejected:
             for m in result.rejected:
                 self.dlq.produce(self.wiring.dead_letter_topic, m.key, dead_letter(m, self.wiring.topic))
@@ -287,6 +287,11 @@ class MarketShard:
                 self.engine.sync(reply.positions, reply.working, reply.equity)
         t3 = time.perf_counter()
         ph["submit"] += t3 - t2
+        # Counted only now, with the batch's orders in the ledger: ``stats`` is served while the
+        # gate call is awaited, and "consumed" must never run ahead of the batch's effects.
+        c["consumed"] += len(records)
+        c["batches"] += 1
+        self._consumed_counter.inc(len(records))
         for r in records:
             self.next_offsets[r.partition] = max(self.next_offsets.get(r.partition, 0), r.offset + 1)
         self._update_lag()

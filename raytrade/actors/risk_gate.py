@@ -149,13 +149,15 @@ class RiskGate:
         """Persist, record, and on HALTED cancel every open order and tell the shards."""
         if not events:
             return
+        halted = any(e.state is TradingState.HALTED for e in events)
+        acks = []
+        if halted:  # tell the shards first: the gate already denies everything, this stops the sending
+            self.halted_at_ns = time.time_ns()
+            acks = [s.set_trading_state.remote(self.rules.state.value, self.rules.halt_reason) for s in self.shards]
         self._persist()
         for e in events:
             await self.execution.record_risk_event.remote(e.ts, e.kind, e.state.value, e.reason)
-        if any(e.state is TradingState.HALTED for e in events):
-            self.halted_at_ns = time.time_ns()
-            state = self.rules.state.value
-            acks = [s.set_trading_state.remote(state, self.rules.halt_reason) for s in self.shards]
+        if halted:
             await self.execution.cancel_all.remote(f"halted: {self.rules.halt_reason}", "risk_gate", self.key)
             await asyncio.gather(*acks, return_exceptions=True)
         elif events[-1].state is TradingState.ACTIVE:

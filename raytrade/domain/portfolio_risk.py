@@ -171,13 +171,15 @@ class ReturnWindow:
     are ignored. A gap (a missing bar) is not detected: the next return spans it.
     """
 
-    __slots__ = ("_series", "size")
+    __slots__ = ("_cache", "_series", "_version", "size")
 
     def __init__(self, size: int) -> None:
         if isinstance(size, bool) or not isinstance(size, int) or size < 1:
             raise ValueError(f"size must be a positive integer, found {size!r}")
         self.size = size
         self._series: dict[str, _Series] = {}
+        self._version = 0  # bumped by every new return; the matrices below are cached until then
+        self._cache: dict[tuple[str, ...], tuple[int, FloatArray]] = {}
 
     def update(self, symbol: str, start: int, close: float) -> None:
         """Fold in one closed bar of ``symbol``."""
@@ -190,10 +192,24 @@ class ReturnWindow:
             return
         if series.last_close is not None:
             series.returns.append((start, close / series.last_close - 1.0))
+            self._version += 1
         series.last_start, series.last_close = start, close
 
     def matrix(self, symbols: Sequence[str]) -> FloatArray:
-        """``(T, n)`` returns over the bar starts every requested symbol has a return for, oldest first."""
+        """``(T, n)`` returns over the bar starts every requested symbol has a return for, oldest
+        first (read-only: cached until the next return arrives, as the gate asks per order)."""
+        key = tuple(symbols)
+        hit = self._cache.get(key)
+        if hit is not None and hit[0] == self._version:
+            return hit[1]
+        out = self._build(key)
+        out.flags.writeable = False
+        if len(self._cache) > 256:
+            self._cache.clear()
+        self._cache[key] = (self._version, out)
+        return out
+
+    def _build(self, symbols: Sequence[str]) -> FloatArray:
         columns: list[dict[int, float]] = []
         for symbol in symbols:
             series = self._series.get(symbol)

@@ -1,4 +1,5 @@
-"""A ``ray start --head`` cluster of our own (temp dir, ports), stopped by the PIDs it started."""
+"""A ``ray start --head`` cluster of our own (temp dir, ports), stopped by the PIDs it started;
+and the helper that stops any Ray processes marked by a temp dir we own."""
 
 from __future__ import annotations
 
@@ -58,41 +59,43 @@ class RayStartCluster:
             timeout=timeout,
         )
 
-    def _ours(self) -> list[psutil.Process]:
-        mark = str(self.temp_dir)
-        found: dict[int, psutil.Process] = {}
-        for p in psutil.process_iter(["cmdline"]):
-            try:
-                if any(mark in part for part in p.info["cmdline"] or []):
-                    found[p.pid] = p
-                    for c in p.children(recursive=True):
-                        found[c.pid] = c
-            except (psutil.NoSuchProcess, psutil.AccessDenied):
-                continue
-        return list(found.values())
-
     def stop(self) -> None:
-        """Stop the processes this cluster started: the raylet and its workers, the rest, then GCS (as ``ray stop``)."""
-        procs = self._ours()
+        """Stop the processes this cluster started (found by its temp dir), as ``ray stop`` does."""
+        stop_marked(str(self.temp_dir))
 
-        def name(p: psutil.Process) -> str:
-            try:
-                return " ".join(p.cmdline())
-            except psutil.Error:
-                return ""
 
-        raylet = [p for p in procs if "raylet" in name(p).split(" ")[0]]
-        gcs = [p for p in procs if "gcs_server" in name(p).split(" ")[0]]
-        workers = [c for r in raylet for c in _children(r)]
-        rest = [p for p in procs if p not in raylet and p not in gcs and p not in workers]
-        for group in (raylet + workers, rest, gcs):
-            for p in group:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    p.terminate()
-            _, alive = psutil.wait_procs(group, timeout=10)
-            for p in alive:
-                with contextlib.suppress(psutil.NoSuchProcess):
-                    p.kill()
+def stop_marked(mark: str) -> None:
+    """Stop every process whose command line names ``mark`` (a temp dir we created), and its
+    children: the raylets and their workers, then the rest, then GCS (as ``ray stop`` does)."""
+    found: dict[int, psutil.Process] = {}
+    for p in psutil.process_iter(["cmdline"]):
+        try:
+            if any(mark in part for part in p.info["cmdline"] or []):
+                found[p.pid] = p
+                for c in p.children(recursive=True):
+                    found[c.pid] = c
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+    procs = list(found.values())
+
+    def name(p: psutil.Process) -> str:
+        try:
+            return " ".join(p.cmdline())
+        except psutil.Error:
+            return ""
+
+    raylet = [p for p in procs if "raylet" in name(p).split(" ")[0]]
+    gcs = [p for p in procs if "gcs_server" in name(p).split(" ")[0]]
+    workers = [c for r in raylet for c in _children(r)]
+    rest = [p for p in procs if p not in raylet and p not in gcs and p not in workers]
+    for group in (raylet + workers, rest, gcs):
+        for p in group:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.terminate()
+        _, alive = psutil.wait_procs(group, timeout=10)
+        for p in alive:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                p.kill()
 
 
 def _children(p: psutil.Process) -> list[psutil.Process]:

@@ -214,7 +214,8 @@ def test_return_window_alignment_and_eviction() -> None:
     w.update("A", 8, -5.0)
     w.update("A", 9, float("inf"))
     w.update("A", 10, 119.79)
-    assert w.matrix(["A"])[:, 0].tolist() == pytest.approx([0.0, 0.1, 0.1], abs=1e-12)
+    assert w.matrix(["A"])[:, 0].tolist() == pytest.approx([0.0, 0.1, 0.1], abs=1e-12)  # not the cached one
+    assert not w.matrix(["A"]).flags.writeable  # cached matrices are shared: read-only
     assert [len(s.returns) for s in w._series.values()] == [3, 3]  # bounded memory per symbol
     assert w.matrix(["A", "C"]).shape == (0, 2)  # an unknown symbol has no returns
     assert w.matrix([]).shape == (0, 0)
