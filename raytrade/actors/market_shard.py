@@ -106,6 +106,7 @@ class MarketShard:
         self.engine = ShardEngine(instruments, strategy, model, initial_equity)
         self.trading_state = "ACTIVE"
         self.trading_state_at_ns: int | None = None
+        self.trading_state_version = -1  # the gate's transition count behind ``trading_state``
         self.risk_gate = risk_gate
         self.counters = dict.fromkeys(_COUNTERS, 0)
         self.store = SnapshotStore(Path(state_dir) / f"shard-{shard_id}.db")
@@ -281,6 +282,7 @@ class MarketShard:
             self.replay_batches += replay
             reply = await self.risk_gate.submit.remote(intents, replay, result.bars)
             c["filled"] += sum(1 for f in reply.fills if f.symbol in self.engine.instruments)
+            self.set_trading_state(reply.trading_state, "in the gate's reply", reply.state_version)
             if replay:  # the recorded effects of this batch, as the first time
                 self.engine.apply_events(reply.events)
             else:
@@ -325,13 +327,17 @@ class MarketShard:
         """The Ray node this actor runs on."""
         return ray.get_runtime_context().get_node_id()
 
-    def set_trading_state(self, state: str, reason: str) -> int:
-        """The gate's trading state (HALTED: send no more intents); returns when it was received (ns)."""
-        self.trading_state = state
-        self.trading_state_at_ns = time.time_ns()
-        if state == "HALTED":
-            log.warning("shard %d: trading halted: %s", self.shard_id, reason)
-        return self.trading_state_at_ns
+    def set_trading_state(self, state: str, reason: str, version: int) -> bool:
+        """Take the gate's trading state (HALTED: send no more intents) if ``version`` is newer
+        than the one held: a push and a reply can arrive in either order. True if taken."""
+        if version <= self.trading_state_version or not state:
+            return False
+        self.trading_state_version = version
+        if state != self.trading_state:
+            self.trading_state = state
+            self.trading_state_at_ns = time.time_ns()
+            log.warning("shard %d: trading state %s: %s", self.shard_id, state, reason)
+        return True
 
     def marks(self) -> dict[str, Decimal]:
         """Last accepted trade price per symbol, on the instrument's price grid."""
@@ -360,4 +366,5 @@ class MarketShard:
             "error": self.error,
             "trading_state": self.trading_state,
             "trading_state_at_ns": self.trading_state_at_ns,
+            "trading_state_version": self.trading_state_version,
         }

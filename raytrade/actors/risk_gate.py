@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import os
 import time
@@ -62,8 +63,12 @@ class RiskGate:
         self.instruments = {i.symbol: i for i in instruments or []}
         self.state_path = Path(state_path)
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        # Grows with every transition and survives restarts: shards take a state (pushed, or
+        # in a reply) only if it is newer than the one they have.
+        self.state_version = 0
         if self.state_path.exists():
             saved = json.loads(self.state_path.read_text())
+            self.state_version = int(saved.get("version", 0))
             if saved["state"] != TradingState.ACTIVE.value:
                 self.rules.set_state(TradingState(saved["state"]), saved["reason"], 0)
                 self.rules.events.clear()
@@ -143,17 +148,21 @@ class RiskGate:
         await self._after_transitions(events)
         done.update((r.order_id, r) for r in reply.reports)
         reply.reports[:] = [done[i.order_id] for i in intents]
-        return reply
+        # The state rides on every reply: a shard learns it even from a gate restarted since it
+        # registered (which cannot push to shards it does not know), or after its own restart.
+        return dataclasses.replace(reply, trading_state=self.rules.state.value, state_version=self.state_version)
 
     async def _after_transitions(self, events: list[RiskEvent]) -> None:
         """Persist, record, and on HALTED cancel every open order and tell the shards."""
         if not events:
             return
         halted = any(e.state is TradingState.HALTED for e in events)
+        self.state_version += 1
+        state, version = self.rules.state.value, self.state_version
         acks = []
         if halted:  # tell the shards first: the gate already denies everything, this stops the sending
             self.halted_at_ns = time.time_ns()
-            acks = [s.set_trading_state.remote(self.rules.state.value, self.rules.halt_reason) for s in self.shards]
+            acks = [s.set_trading_state.remote(state, self.rules.halt_reason, version) for s in self.shards]
         self._persist()
         for e in events:
             await self.execution.record_risk_event.remote(e.ts, e.kind, e.state.value, e.reason)
@@ -162,12 +171,12 @@ class RiskGate:
             await asyncio.gather(*acks, return_exceptions=True)
         elif events[-1].state is TradingState.ACTIVE:
             await asyncio.gather(
-                *(s.set_trading_state.remote(TradingState.ACTIVE.value, "") for s in self.shards),
+                *(s.set_trading_state.remote(state, "", version) for s in self.shards),
                 return_exceptions=True,
             )
 
     def _persist(self) -> None:
-        state = {"state": self.rules.state.value, "reason": self.rules.halt_reason}
+        state = {"state": self.rules.state.value, "reason": self.rules.halt_reason, "version": self.state_version}
         _write_atomically(self.state_path, json.dumps(state))
 
     async def set_state(self, state: str, reason: str) -> dict[str, Any]:
@@ -217,6 +226,7 @@ class RiskGate:
         lim = r.limits
         return {
             "state": r.state.value,
+            "state_version": self.state_version,
             "halt_reason": r.halt_reason,
             "approved": self.approved,
             "denied": self.denied,

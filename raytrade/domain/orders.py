@@ -185,6 +185,8 @@ class ExecutionReply:
     ``cash``/``equity`` the account's, all read at ledger sequence ``seq`` (monotone across
     restarts), so callers can keep an exact view. ``events`` are the order events the call
     caused (or, for a replayed call, recorded), in order, with ``fills`` their fills.
+    ``trading_state`` and ``state_version`` are the RiskGate's when it answered (set by the
+    gate; the version grows with every transition, across gate restarts).
     """
 
     reports: list[OrderReport]
@@ -195,3 +197,5 @@ class ExecutionReply:
     cash: Decimal = Decimal(0)
     equity: Decimal = Decimal(0)
     events: list[OrderEvent] = field(default_factory=list)
+    trading_state: str = ""
+    state_version: int = -1

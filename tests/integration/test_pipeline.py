@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import signal
 import time
 import uuid
 from decimal import Decimal
@@ -149,8 +151,24 @@ def test_pipeline_trades_rejects_bad_input_and_keeps_exact_books(system, broker:
     state = ray.get(topo.risk_gate.state.remote())
     assert state["state"] == "HALTED" and state["halt_reason"] == "test halt"
     assert [e["state"] for e in after.risk_events()][-1:] == ["HALTED"]
+
+    # The gate crashes while halted: Ray restarts it, HALTED survives (persisted), and the
+    # new gate knows no shard. A resume still reaches them: the state rides on every reply,
+    # so the shards' next batch (bars only, they send no intents) brings ACTIVE back.
+    os.kill(int(ray.get(topo.risk_gate.pid.remote())), signal.SIGKILL)
+    state = ray.get(topo.risk_gate.state.remote(), timeout=60)  # answered by the restarted gate
+    assert state["state"] == "HALTED" and state["halt_reason"] == "test halt"
     ray.get(topo.risk_gate.resume.remote())
-    assert all(s["trading_state"] == "ACTIVE" for s in ray.get([s.stats.remote() for s in topo.shards]))
+    version = ray.get(topo.risk_gate.state.remote())["state_version"]
+    orders_before = len(after.order_states())
+    later = list(SyntheticMarket(seed=23, start_ns=more[-1].ts + 60 * 10**9).ticks(1800))
+    publish(later, producer, topic)
+    wait_consumed(topo, total + len(more) + len(later))
+    stats = ray.get([s.stats.remote() for s in topo.shards])
+    assert [(s["trading_state"], s["trading_state_version"]) for s in stats] == [("ACTIVE", version)] * 2
+    assert len(after.order_states()) > orders_before  # trading again
+    recon = ray.get(topo.execution.reconcile.remote())
+    assert recon["ok"], recon["mismatches"]
 
 
 def test_tick_round_trip_through_wire_encoding() -> None:
