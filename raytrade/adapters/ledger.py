@@ -165,22 +165,33 @@ class LedgerWrite:
         return bool(self.orders or self.events or self.fills or self.bars)
 
 
+def is_postgres(url: str | Path) -> bool:
+    """Whether a ledger URL names a PostgreSQL database (else it is a SQLite file)."""
+    return str(url).startswith(("postgresql://", "postgres://"))
+
+
+def sqlite_file(url: str | Path) -> Path | None:
+    """The SQLite file a ledger URL names (``None`` for PostgreSQL and ``:memory:``)."""
+    path = str(url).removeprefix("sqlite:///")
+    return None if is_postgres(url) or path == ":memory:" else Path(path)
+
+
 class Ledger:
     """Orders, events and fills in SQLite or PostgreSQL; see the module docstring."""
 
     def __init__(self, url: str | Path) -> None:
         self.url = str(url)
-        self.dialect = "postgres" if self.url.startswith(("postgresql://", "postgres://")) else "sqlite"
+        self.dialect = "postgres" if is_postgres(self.url) else "sqlite"
         self._db: Any
         if self.dialect == "postgres":
             import psycopg
 
             self._db = psycopg.connect(self.url, autocommit=True)
         else:
-            path = self.url.removeprefix("sqlite:///")
-            if path != ":memory:":
-                Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+            file = sqlite_file(self.url)
+            if file is not None:
+                file.parent.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(file or ":memory:", isolation_level=None, check_same_thread=False)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
@@ -417,6 +428,12 @@ class Ledger:
             ]
             out.append(order)
         return out
+
+    TABLES = ("orders", "order_events", "fills", "bar_marks", "risk_events")
+
+    def row_counts(self) -> dict[str, int]:
+        """Rows per table (all zero: a fresh ledger)."""
+        return {t: int(self._rows(f"SELECT COUNT(*) FROM {t}")[0][0]) for t in self.TABLES}
 
     def status_counts(self) -> dict[str, int]:
         """Number of orders per current status."""

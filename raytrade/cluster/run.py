@@ -18,15 +18,17 @@ from decimal import Decimal
 from pathlib import Path
 from types import FrameType
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import ray
 
 from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.feed import PublishCount, publish
+from raytrade.adapters.ledger import Ledger, is_postgres, sqlite_file
 from raytrade.adapters.market_files import iter_ticks
 from raytrade.adapters.synthetic_market import DEFAULT_SPECS, SymbolSpec, SyntheticMarket
-from raytrade.cluster.config import RunConfig
+from raytrade.cluster.config import ConfigError, RunConfig
 from raytrade.cluster.topology import Topology, build, state_dir_for
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.stats import percentile
@@ -188,6 +190,31 @@ def _progress(out: TextIO, started: float, feed: _Feed, stats: list[dict[str, An
     out.flush()
 
 
+def start_fresh_ledger(ledger: str) -> None:
+    """Give an embedded run an empty ledger: a SQLite file is deleted; a PostgreSQL database
+    that holds anything is refused (``ConfigError``), never wiped: it is somebody's data."""
+    file = sqlite_file(ledger)
+    if file is not None:
+        for suffix in ("", "-wal", "-shm"):
+            Path(f"{file}{suffix}").unlink(missing_ok=True)
+        return
+    if not is_postgres(ledger):
+        return  # :memory:
+    db = Ledger(ledger)
+    try:
+        rows = {t: n for t, n in db.row_counts().items() if n}
+    finally:
+        db.close()
+    if rows:
+        where = urlsplit(ledger)
+        name = f"{where.hostname}:{where.port or 5432}{where.path}"
+        raise ConfigError(
+            f"execution.ledger_path: the PostgreSQL ledger {name} is not empty ({rows}). The embedded "
+            "market restarts its offsets, and so its order ids, at 0 on every run: give it an empty "
+            "database, or point kafka.bootstrap_servers at your own Kafka."
+        )
+
+
 def run(
     cfg: RunConfig, duration_s: float, *, out: TextIO = sys.stderr, progress_every_s: float = 2.0
 ) -> dict[str, Any]:
@@ -205,14 +232,12 @@ def run(
     try:
         embedded = not cfg.kafka.bootstrap_servers
         if embedded:
+            # A new in-memory topic restarts offsets at 0, so order ids restart too: a new ledger
+            # (refused if it is a PostgreSQL one holding data), no snapshots, no kill-switch state.
+            start_fresh_ledger(ledger)
+            shutil.rmtree(state_dir_for(cfg), ignore_errors=True)
             broker = EmbeddedBroker(log_path=output_dir / "broker.log").start()
             bootstrap = broker.bootstrap_servers
-            # A new in-memory topic restarts offsets at 0, so order ids restart too: start a new
-            # ledger and drop snapshots and the kill-switch state of the previous topic.
-            if not ledger.startswith(("postgresql://", "postgres://")):
-                for suffix in ("", "-wal", "-shm"):
-                    Path(ledger + suffix).unlink(missing_ok=True)
-            shutil.rmtree(state_dir_for(cfg), ignore_errors=True)
         else:
             bootstrap = str(cfg.kafka.bootstrap_servers)
         out.write(f"kafka: {bootstrap} ({'embedded tansu' if embedded else 'external'})\n")

@@ -253,8 +253,10 @@ class PaperBroker:
         # What is known to have traded after the order arrived: the whole bar if it was
         # there at the open, else only the close (the bar's path before it is unknown).
         top, bottom = high, low
+        volume = bar.volume
         if order.arrival_ts > bar.start:
             open_ = top = bottom = close
+            volume *= (bar.start + BAR_NS - order.arrival_ts) / BAR_NS  # as its capacity: the part left
         ref = open_
         if i.order_type is OrderType.STOP and not order.triggered:
             stop = i.stop_price
@@ -270,7 +272,7 @@ class PaperBroker:
                 traded_through = bottom < limit if buy else top > limit
                 return (limit, Liquidity.MAKER) if traded_through else None
         qty = min(order.leaves_qty, capacity) if capacity > ZERO else order.leaves_qty
-        cost = impact_cost(self.config.half_spread_bps, self.config.impact_coef, sigma, qty, bar.volume)
+        cost = impact_cost(self.config.half_spread_bps, self.config.impact_coef, sigma, qty, volume)
         with localcontext(MONEY_CONTEXT):
             raw = ref * Decimal(repr(1.0 + cost if buy else 1.0 - cost))
             price = raw.quantize(inc, rounding=ROUND_CEILING if buy else ROUND_FLOOR)

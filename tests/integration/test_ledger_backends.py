@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from raytrade.actors.execution import ExecutionCore, NotTheGateError
-from raytrade.adapters.ledger import LedgerWrite
+from raytrade.adapters.ledger import Ledger, LedgerWrite, is_postgres, sqlite_file
+from raytrade.cluster.config import ConfigError
+from raytrade.cluster.run import start_fresh_ledger
 from raytrade.domain.bars import BAR_NS, Bar
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.order_lifecycle import EventKind, InvalidTransitionError, OrderEvent
@@ -490,3 +492,24 @@ def test_reconciliation_is_exact_and_reports_a_corrupted_cash(ledger_url: str, m
     assert bad["mismatches"] == [f"cash: fills say {cash}, live {cash + D('0.01')}"]
     core.portfolio.cash -= D("0.01")
     assert core.reconcile()["ok"] is True
+
+
+def test_an_embedded_run_starts_a_fresh_ledger_and_never_wipes_a_database(ledger_url: str, make_core: Factory) -> None:
+    """`raytrade run` on the embedded market restarts order ids at 0: a SQLite ledger file is
+    replaced; a PostgreSQL ledger that holds anything is refused with a clear error, untouched."""
+    start_fresh_ledger(ledger_url)  # empty (or absent): fine on both
+    core = make_core(ledger_url)
+    core.execute([decision("a")], [("BTC", BAR0)], KEY)
+    counts = core.ledger.row_counts()
+    assert counts["orders"] == 1 and counts["order_events"] >= 1 and counts["bar_marks"] == 1
+    if is_postgres(ledger_url):
+        not_empty = r"PostgreSQL ledger 127\.0\.0\.1:\d+/\w+ is not empty \(\{'orders': 1"
+        with pytest.raises(ConfigError, match=not_empty) as e:
+            start_fresh_ledger(ledger_url)
+        assert "password" not in str(e.value) and "@" not in str(e.value)
+        assert core.ledger.row_counts() == counts  # nothing lost
+    else:
+        core.ledger.close()
+        start_fresh_ledger(ledger_url)
+        assert not any(Path(f"{sqlite_file(ledger_url)}{s}").exists() for s in ("", "-wal", "-shm"))
+        assert Ledger(ledger_url).row_counts() == dict.fromkeys(Ledger.TABLES, 0)

@@ -234,14 +234,16 @@ def test_order_arriving_at_or_after_the_bar_end_does_not_trade_on_it() -> None:
     b.submit(intent("b", qty="10", ts=after), after)
     r0 = b.on_bar("BTC", bar(0, 100.0, 101.0, 99.0, 100.5))
     assert r0.fills == [] and r0.events == []
-    # Bar 1: "a" was there at the open (EWMA sigma of both bars); "b" arrived mid-bar: the close.
+    # Bar 1: "a" was there at the open (EWMA sigma of both bars); "b" arrived mid-bar: the close,
+    # with impact against the volume of the 49.95 s left (as its capacity), not the whole bar's.
     r1 = b.on_bar("BTC", bar(1, 100.0, 100.5, 99.5, 100.25))
     decay = 0.5 ** (1 / 30)
     var = decay * parkinson(101.0, 99.0) + (1 - decay) * parkinson(100.5, 99.5)
     want_a = taker_price("100", Side.BUY, "10", 1000.0, var)
-    want_b = taker_price("100.25", Side.BUY, "10", 1000.0, var)
-    assert (want_a, want_b) == (D("100.13"), D("100.38"))
-    assert [(f.fill_id, f.price) for f in r1.fills] == [("a#1", want_a), ("b#1", D("100.38"))]
+    want_b = taker_price("100.25", Side.BUY, "10", 1000.0 * 49.95 / 60, var)
+    assert taker_price("100.25", Side.BUY, "10", 1000.0, var) == D("100.38")  # what the whole bar would give
+    assert (want_a, want_b) == (D("100.13"), D("100.39"))
+    assert [(f.fill_id, f.price) for f in r1.fills] == [("a#1", want_a), ("b#1", D("100.39"))]
 
 
 # -- market prices -----------------------------------------------------------------------------
