@@ -148,6 +148,7 @@ def run_mode(mode: str, reg_uri: str, out: Path, seq: int, seconds: float) -> No
     from raytrade.adapters.embedded_broker import free_port
     from raytrade.cluster.serving import deploy, load_serve_config
     from raytrade.deployments.auth import issue_token
+    from raytrade.deployments.rate_limit import ROUTE_CLASSES
 
     port = free_port()
     query = port
@@ -160,8 +161,9 @@ def run_mode(mode: str, reg_uri: str, out: Path, seq: int, seconds: float) -> No
              _temp_dir=tmp)  # fmt: skip
     try:
         scoring = "handle" if mode.endswith("handle") else "local"
-        cfg = load_serve_config(REPO / "configs" / "serve.yaml", port=port, registry=reg_uri, rate_per_s=1e6,
-                                burst=1_000_000, scoring=scoring)  # fmt: skip
+        unlimited = {c: {"rate_per_s": 1e6, "burst": 1_000_000} for c in ROUTE_CLASSES}
+        cfg = load_serve_config(REPO / "configs" / "serve.yaml", port=port, registry=reg_uri, limits=unlimited,
+                                scoring=scoring)  # fmt: skip
         t0 = time.perf_counter()
         deploy(cfg)
         deploy_s = time.perf_counter() - t0

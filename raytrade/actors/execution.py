@@ -174,10 +174,13 @@ class ExecutionCore:
         self.ledger.write(LedgerWrite(orders=orders, events=events))
         return [o.report() for o in orders]
 
-    def cancel(self, order_id: str, reason: str, who: str, key: str = "") -> OrderReport:
-        """Cancel one working order (``KeyError`` if it is not working)."""
+    def cancel(self, order_id: str, reason: str, who: str, key: str = "", owner: str | None = None) -> OrderReport:
+        """Cancel one working order (``KeyError`` if it is not working); with ``owner``, only an order of
+        that strategy (``PermissionError`` otherwise: a trader cancels their own orders, not the strategies')."""
         self._check_key(key)
         order = self.broker.orders[order_id]
+        if owner is not None and order.intent.strategy != owner:
+            raise PermissionError(f"order {order_id} belongs to {order.intent.strategy!r}, not to {owner!r}")
         event = self.broker.cancel(order_id, reason, time.time_ns(), f"cmd:{who}")
         return self._command([order], [event])[0]
 
@@ -301,9 +304,9 @@ class Execution:
         """See :meth:`ExecutionCore.execute`."""
         return self.core.execute(decisions, bars, key, recorded)
 
-    def cancel(self, order_id: str, reason: str, who: str, key: str = "") -> OrderReport:
+    def cancel(self, order_id: str, reason: str, who: str, key: str = "", owner: str | None = None) -> OrderReport:
         """See :meth:`ExecutionCore.cancel`."""
-        return self.core.cancel(order_id, reason, who, key)
+        return self.core.cancel(order_id, reason, who, key, owner)
 
     def replace(
         self,

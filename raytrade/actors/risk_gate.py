@@ -199,9 +199,10 @@ class RiskGate:
         """Only risk-reducing orders pass until resumed."""
         await self.set_state(TradingState.REDUCING.value, reason)
 
-    async def cancel(self, order_id: str, who: str) -> OrderReport:
-        """Cancel a working order (through the gate, like every order action)."""
-        report: OrderReport = await self.execution.cancel.remote(order_id, f"cancelled by {who}", who, self.key)
+    async def cancel(self, order_id: str, who: str, owner: str | None = None) -> OrderReport:
+        """Cancel a working order (through the gate, like every order action); with ``owner``, only an
+        order of that strategy (``PermissionError`` otherwise)."""
+        report: OrderReport = await self.execution.cancel.remote(order_id, f"cancelled by {who}", who, self.key, owner)
         return report
 
     def pid(self) -> int:

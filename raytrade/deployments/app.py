@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from raytrade.deployments.ensemble import Ensemble, Policy
-from raytrade.deployments.gateway import Gateway, GatewaySettings
+from raytrade.deployments.gateway import Gateway, GatewaySettings, default_revocations
+from raytrade.deployments.rate_limit import RouteLimits
 
 
 class AppArgs(BaseModel):
@@ -30,8 +31,9 @@ class AppArgs(BaseModel):
         "local",
         description="/v1/predict scores in the gateway replica (local) or through the Ensemble deployment (handle)",
     )
-    rate_per_s: float = Field(200.0, gt=0)
-    burst: int = Field(400, ge=1)
+    limits: RouteLimits = Field(RouteLimits(), description="Rate limits per route class (see rate_limit.py)")
+    revocations: str | None = Field(None, description="Revoked-tokens file; null = next to the registry")
+    swap_timeout_s: float = Field(60.0, gt=0, description="How long an activation waits for every replica")
 
 
 def build(args: dict[str, Any]) -> Application:
@@ -41,7 +43,13 @@ def build(args: dict[str, Any]) -> Application:
     ensemble = Ensemble.options(user_config=spec).bind()  # type: ignore[attr-defined]
     policy_spec = {"registry": a.registry, "name": a.policy, "version": a.policy_version}
     policy = Policy.options(user_config=policy_spec).bind()  # type: ignore[attr-defined]
-    settings = GatewaySettings(registry=a.registry, namespace=a.namespace, rate_per_s=a.rate_per_s, burst=a.burst)
+    settings = GatewaySettings(
+        registry=a.registry,
+        namespace=a.namespace,
+        limits=a.limits,
+        revocations=a.revocations or default_revocations(a.registry),
+        swap_timeout_s=a.swap_timeout_s,
+    )
     gateway_config: dict[str, Any] = {"scoring": a.scoring}
     if a.scoring == "local":
         gateway_config["model"] = spec

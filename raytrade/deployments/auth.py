@@ -16,6 +16,7 @@ ISSUER = "raytrade"
 ALGORITHM = "HS256"
 MIN_SECRET_BYTES = 32
 MAX_TTL_S = 366 * 86_400
+MAX_CLAIM_CHARS = 128
 
 
 class Role(IntEnum):
@@ -43,6 +44,7 @@ class Claims:
     role: Role
     token_id: str
     expires_at: int
+    issued_at: int
 
 
 def secret_from_env(env: dict[str, str] | None = None) -> str:
@@ -81,11 +83,13 @@ def issue_token(
 
 def verify_token(secret: str, authorization: str | None, *, audience: str = AUDIENCE) -> Claims:
     """The claims of an ``Authorization: Bearer <jwt>`` header, or :class:`AuthError` (401) saying why not."""
-    if not authorization:
+    if authorization is None:
         raise AuthError(401, "missing Authorization header: send 'Authorization: Bearer <token>'")
-    scheme, _, token = authorization.partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise AuthError(401, "Authorization header must be 'Bearer <token>'")
+    scheme, _, token = authorization.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        raise AuthError(401, f"Authorization header must be 'Bearer <token>', found scheme {scheme[:20]!r}")
+    if not token.strip():
+        raise AuthError(401, "Authorization header 'Bearer' carries no token: send 'Bearer <token>'")
     try:
         raw = jwt.decode(
             token.strip(),
@@ -103,14 +107,24 @@ def verify_token(secret: str, authorization: str | None, *, audience: str = AUDI
         raise AuthError(401, f"token has the wrong issuer (expected {ISSUER!r})") from None
     except jwt.InvalidSignatureError:
         raise AuthError(401, "token signature is invalid (tampered, or signed with another secret)") from None
+    except jwt.ImmatureSignatureError:
+        raise AuthError(401, "token issued in the future: check the issuer's clock") from None
     except jwt.MissingRequiredClaimError as exc:
         raise AuthError(401, f"token lacks the {exc.claim!r} claim") from None
     except jwt.InvalidTokenError as exc:
         raise AuthError(401, f"malformed token: {exc}") from None
-    role = raw.get("role")
-    if role not in Role.__members__:
-        raise AuthError(401, f"token has an unknown role {role!r}")
-    return Claims(str(raw["sub"]), Role[str(role)], str(raw["jti"]), int(raw["exp"]))
+    role, sub, jti, iat, exp = (raw.get(k) for k in ("role", "sub", "jti", "iat", "exp"))
+    if not isinstance(role, str) or role not in Role.__members__:
+        raise AuthError(401, f"token has an unknown role {str(role)[:40]!r}")
+    if not isinstance(sub, str) or not 0 < len(sub) <= MAX_CLAIM_CHARS:
+        raise AuthError(401, f"token's 'sub' must be a string of 1 to {MAX_CLAIM_CHARS} characters")
+    if not isinstance(jti, str) or not 0 < len(jti) <= MAX_CLAIM_CHARS:
+        raise AuthError(401, f"token's 'jti' must be a string of 1 to {MAX_CLAIM_CHARS} characters")
+    # The lifetime cap holds at verification too: a token signed with a far-away 'exp' (by a
+    # script with the secret, or before the cap existed) is refused, not trusted for decades.
+    if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat > MAX_TTL_S:
+        raise AuthError(401, f"token lifetime exceeds the {MAX_TTL_S // 86_400}-day cap: issue a new one")
+    return Claims(sub, Role[role], jti, exp, iat)
 
 
 def require(claims: Claims, needed: Role) -> None:

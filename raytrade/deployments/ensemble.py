@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from typing import Any
 
@@ -15,6 +16,7 @@ from raytrade.deployments.scoring import ModelSpec, Scorer
 from raytrade.training.registry import ModelRegistry
 
 MAX_BATCH = 32
+log = logging.getLogger(__name__)
 
 
 @serve.deployment(max_ongoing_requests=2 * MAX_BATCH, ray_actor_options={"num_cpus": 0})
@@ -29,9 +31,20 @@ class Ensemble:
     def __init__(self) -> None:
         torch.set_num_threads(1)
         self.scorer: Scorer | None = None
+        self.swap_error: str | None = None
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
-        self.scorer = Scorer(ModelSpec.from_user_config(user_config))
+        """Load the configured model; on a swap, a version that fails to load leaves the current one serving
+        (reported as ``swap_error``, and the gateway rolls the config back) instead of failing the replica."""
+        try:
+            scorer = Scorer(ModelSpec.from_user_config(user_config))
+        except Exception as exc:
+            if self.scorer is None:
+                raise  # the first configuration: a replica with no model must not start
+            self.swap_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("Ensemble kept %s: %s", self.scorer.label, self.swap_error)
+            return
+        self.scorer, self.swap_error = scorer, None
 
     def _ready(self) -> Scorer:
         if self.scorer is None:
@@ -47,6 +60,7 @@ class Ensemble:
             "spec": dataclasses.asdict(s.spec),
             "history": s.history,
             "replica_pid": os.getpid(),
+            "swap_error": self.swap_error,
         }
 
     @serve.batch(max_batch_size=MAX_BATCH, batch_wait_timeout_s=0.001)
@@ -91,6 +105,8 @@ class Policy:
         torch.set_num_threads(1)
         self.runner: PolicyRunner | None = None
         self.absent = "no policy configured"
+        self.swap_error: str | None = None
+        self.configured = False
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
         unknown = sorted(set(user_config) - {"registry", "name", "version"})
@@ -100,11 +116,24 @@ class Policy:
         if version in ("approved", "latest") and not ModelRegistry(registry).versions(name):
             self.runner = None
             self.absent = f"no RL policy {name!r} in the registry yet: train one with `raytrade rl`"
+            self.configured = True
             return
-        self.runner = PolicyRunner(registry, name, version)
+        try:
+            runner = PolicyRunner(registry, name, version)
+        except Exception as exc:
+            if not self.configured:
+                raise  # the first configuration names a policy that does not load: fail the deployment
+            self.swap_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("Policy kept %s: %s", self.runner.label if self.runner else None, self.swap_error)
+            return
+        self.runner, self.swap_error, self.configured = runner, None, True
 
     def info(self) -> dict[str, Any]:
-        return {"model_version": self.runner.label if self.runner else None, "absent": self.absent}
+        return {
+            "model_version": self.runner.label if self.runner else None,
+            "absent": self.absent,
+            "swap_error": self.swap_error,
+        }
 
     def act(self, features: np.ndarray, position: int) -> dict[str, Any]:
         if self.runner is None:

@@ -1,15 +1,22 @@
 """The HTTP gateway: versioned FastAPI ingress for inference and for controlling the running engine.
 
-Every ``/v1`` route needs a JWT bearer token (:mod:`raytrade.deployments.auth`); ``/health``
-and ``/metrics`` are open (no secrets in them). The engine's RiskGate and Execution are
-found by name in the configured Ray namespace (``raytrade run --serve`` names them).
+Every route's caller, role, rate limit and body cap are checked by :mod:`raytrade.deployments.guard`
+from the headers alone, before the body is read (the table :data:`ROUTES`); ``/health``, ``/metrics``
+and ``/openapi.json`` are open and limited per client address. The engine's RiskGate and Execution
+are found by name in the configured Ray namespace (``raytrade run --serve`` names them).
+
+Serve freezes a copy of ``api`` (and the handlers, by value) when the class is decorated, so
+everything a handler uses is defined above the class, and there is no ``from __future__ import
+annotations``: FastAPI re-reads the handlers' annotations in the replica, where strings would not resolve.
 """
 
-import asyncio
+import logging
+import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import numpy as np
@@ -20,15 +27,19 @@ from fastapi import Body, Depends, FastAPI, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from raytrade.cluster.topology import EXECUTION_NAME, RISK_GATE_NAME
-from raytrade.deployments import gateway_metrics, serve_control
-from raytrade.deployments.auth import AUDIENCE, AuthError, Claims, Role, TokenCache, require, secret_from_env
-from raytrade.deployments.rate_limit import RateLimiter
+from raytrade.deployments import activation, gateway_metrics, guard
+from raytrade.deployments.activation import ENSEMBLE, GATEWAY, POLICY, ActivationError
+from raytrade.deployments.auth import AUDIENCE, AuthError, Claims, Role, TokenCache, secret_from_env
+from raytrade.deployments.guard import CLAIMS_KEY, Guard, GuardMiddleware, RoutePolicy, RouteTable
+from raytrade.deployments.json_body import StrictJsonRoute, bounded_errors
+from raytrade.deployments.rate_limit import RouteLimiter, RouteLimits
+from raytrade.deployments.revocation import RevocationList
 from raytrade.deployments.schemas import (
     ActivateRequest,
     ActivateResponse,
@@ -38,25 +49,49 @@ from raytrade.deployments.schemas import (
     PolicyResponse,
     PredictRequest,
     PredictResponse,
+    RevokeRequest,
 )
 from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.domain.orders import OrderIntent, OrderReport, OrderType, Side, TimeInForce
 from raytrade.training.registry import ModelRegistry, RegistryError
 
-GATEWAY = "Gateway"
-ENSEMBLE = "Ensemble"
-POLICY = "Policy"
-RL_KINDS = ("rllib_ppo_module",)
+__all__ = ["ENSEMBLE", "GATEWAY", "POLICY", "ROUTES", "Gateway", "GatewaySettings", "api"]
+
+log = logging.getLogger(__name__)
+KB = 1024
+
+# Who may call what, its rate-limit class and its largest body. Every route of ``api`` must be here
+# (checked when a replica starts): a route without a policy would be a route without auth.
+ROUTES: dict[str, RoutePolicy] = {
+    "POST /v1/predict": RoutePolicy(Role.viewer, "inference", 512 * KB),
+    "POST /v1/policy": RoutePolicy(Role.viewer, "inference", 4 * KB),
+    "GET /v1/positions": RoutePolicy(Role.viewer, "read"),
+    "GET /v1/orders": RoutePolicy(Role.viewer, "read"),
+    "POST /v1/orders": RoutePolicy(Role.trader, "orders", 4 * KB),
+    "DELETE /v1/orders/{order_id}": RoutePolicy(Role.trader, "orders"),
+    "GET /v1/risk": RoutePolicy(Role.viewer, "read"),
+    "POST /v1/risk/halt": RoutePolicy(Role.admin, "control", 4 * KB),
+    "POST /v1/risk/resume": RoutePolicy(Role.admin, "control", 4 * KB),
+    "GET /v1/models": RoutePolicy(Role.viewer, "read"),
+    "POST /v1/models/{version}/activate": RoutePolicy(Role.admin, "control", 4 * KB),
+    "POST /v1/auth/revoke": RoutePolicy(Role.admin, "control", 4 * KB),
+    "GET /v1/health": RoutePolicy(Role.viewer, "read"),
+    "GET /health": RoutePolicy(None, "open"),
+    "GET /metrics": RoutePolicy(None, "open"),
+    "GET /openapi.json": RoutePolicy(None, "open"),
+}
 
 
 class GatewaySettings(BaseModel):
     """The gateway's own settings (``args`` of the Serve application)."""
 
+    model_config = ConfigDict(extra="forbid")
+
     registry: str = Field(description="Model registry (directory or file:// URI) listed and activated from")
     namespace: str = Field("raytrade", description="Ray namespace of the engine's named actors")
     audience: str = Field(AUDIENCE, description="Expected JWT audience")
-    rate_per_s: float = Field(200.0, gt=0, description="Sustained requests per second per token (orders, predict)")
-    burst: int = Field(400, ge=1, description="Requests a token may send at once before being limited")
+    limits: RouteLimits = Field(RouteLimits(), description="Rate limits per route class")
+    revocations: str = Field(description="The revoked-tokens file, shared by every replica")
     swap_timeout_s: float = Field(60.0, gt=0, description="How long an activation waits for every replica")
 
 
@@ -64,13 +99,9 @@ class EngineUnavailableError(Exception):
     """The trading engine's actors are not reachable."""
 
 
-class RateLimitedError(Exception):
-    def __init__(self, retry_after: float) -> None:
-        super().__init__(f"rate limit exceeded: retry in {retry_after:.2f} s")
-        self.retry_after = retry_after
-
-
 class HaltRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     reason: str = Field("manual halt", min_length=1, max_length=500)
 
 
@@ -78,23 +109,37 @@ api = FastAPI(
     title="raytrade gateway",
     version="1",
     description="Inference (ensemble, RL policy) and control (orders, risk, kill switch, models) of raytrade.",
+    docs_url=None,  # the Swagger/ReDoc pages load scripts from a CDN; /openapi.json is served
+    redoc_url=None,
 )
+api.router.route_class = StrictJsonRoute
 bearer = HTTPBearer(auto_error=False, description="JWT from `raytrade token --role viewer|trader|admin`")
-Token = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Claims:
+    """The claims the guard verified for this request (``bearer`` documents the scheme in OpenAPI)."""
+    claims = request.scope.get(CLAIMS_KEY)
+    if not isinstance(claims, Claims):
+        raise AuthError(401, "no verified credentials for this request")
+    return claims
+
+
+Caller = Annotated[Claims, Depends(caller)]
 
 
 def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
     return JSONResponse({"detail": detail}, status_code=status, headers=headers)
 
 
-api.add_middleware(gateway_metrics.MeasureRequests)
+api.add_middleware(GuardMiddleware)
+api.add_middleware(gateway_metrics.MeasureRequests)  # outermost: refusals are counted too
 
 
 @api.exception_handler(RequestValidationError)
 async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-    # Field, message and type only: echoing the input back can fail (NaN is not JSON) and leaks payloads.
-    errors = [{"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()]
-    return JSONResponse({"detail": errors}, status_code=422)
+    # Field, message and type only (echoing the input back leaks payloads and NaN is not JSON), and
+    # a bounded number of them.
+    return JSONResponse(bounded_errors(list(exc.errors())), status_code=422)
 
 
 @api.exception_handler(AuthError)
@@ -102,20 +147,18 @@ async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
     return _error(exc.status, exc.message, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
 
 
-@api.exception_handler(RateLimitedError)
-async def _rate_limited(_: Request, exc: RateLimitedError) -> JSONResponse:
-    return _error(429, str(exc), {"Retry-After": str(max(1, round(exc.retry_after)))})
-
-
 @api.exception_handler(EngineUnavailableError)
 async def _engine_down(_: Request, exc: EngineUnavailableError) -> JSONResponse:
     return _error(503, str(exc))
 
 
+@api.exception_handler(ActivationError)
+async def _activation(_: Request, exc: ActivationError) -> JSONResponse:
+    return _error(exc.status, exc.message)
+
+
 @api.exception_handler(RegistryError)
 async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
-    # Missing versions are answered 404 before any load; what remains is a registry that disagrees (checksum,
-    # feature version, kind): a conflict with the registry's state.
     return _error(409, str(exc))
 
 
@@ -135,6 +178,34 @@ def _field_error(loc: list[str], msg: str) -> JSONResponse:
     return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}, status_code=422)
 
 
+def manual_owner(subject: str) -> str:
+    """The strategy name of a subject's manual orders (who may cancel them)."""
+    return f"manual:{subject}"
+
+
+def default_revocations(registry: str) -> str:
+    """The revoked-tokens file next to the registry (``var/models`` -> ``var/revoked_tokens.json``)."""
+    root = registry.removeprefix("file://")
+    return str(FilePath(root).resolve().parent / "revoked_tokens.json")
+
+
+def _endpoints(routes: list[Any]) -> Iterator[str]:
+    for r in routes:
+        methods = getattr(r, "methods", None)
+        if methods:
+            yield from (f"{m} {r.path}" for m in methods if m != "HEAD")
+        elif hasattr(r, "original_router"):  # an included router (Serve mounts the class's routes on one)
+            yield from _endpoints(r.original_router.routes)
+
+
+def check_routes(app: FastAPI, routes: dict[str, RoutePolicy]) -> None:
+    """Every route of ``app`` has a policy in ``routes`` and every policy a route (else ``ValueError``)."""
+    served = set(_endpoints(app.routes))
+    missing, stale = sorted(served - set(routes)), sorted(set(routes) - served)
+    if missing or stale:
+        raise ValueError(f"gateway routes without a policy: {missing}; policies without a route: {stale}")
+
+
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
 @serve.ingress(api)
 class Gateway:
@@ -143,16 +214,18 @@ class Gateway:
     def __init__(
         self, ensemble: DeploymentHandle[Any], policy: DeploymentHandle[Any], settings: dict[str, Any]
     ) -> None:
+        check_routes(api, ROUTES)
         self.settings = GatewaySettings.model_validate(settings)
-        self.secret = secret_from_env()
         self.scoring = "handle"
         self.local: Scorer | None = None
+        self.swap_error: str | None = None
         self.user_config: dict[str, Any] = {"scoring": "handle"}
         self.ensemble = ensemble
         self.policy = policy
-        self.tokens = TokenCache(self.secret, self.settings.audience)
-        self.limiter = RateLimiter(self.settings.rate_per_s, self.settings.burst)
         self.registry = ModelRegistry(self.settings.registry)
+        self.revocations = RevocationList(self.settings.revocations)
+        tokens = TokenCache(secret_from_env(), self.settings.audience)
+        guard.activate(Guard(tokens, RouteTable(ROUTES), RouteLimiter(self.settings.limits), self.revocations))
         self._actors: dict[str, Any] = {}
 
     def reconfigure(self, user_config: dict[str, Any]) -> None:
@@ -161,24 +234,29 @@ class Gateway:
         ``local``: this replica holds its own copy of the active model and scores single
         requests in process, skipping the hop to the Ensemble deployment (see the serving
         benchmark); activation updates this copy in the same config apply as the Ensemble's.
+        A copy that fails to load on a swap leaves the current one serving (``swap_error``): a
+        model must never take the gateway, and the kill switch with it, down.
         """
-        unknown = sorted(set(user_config) - {"scoring", "model"})
-        if unknown or user_config.get("scoring") not in ("handle", "local"):
-            raise ValueError(f"gateway user_config needs scoring: handle|local (and model), found {user_config}")
-        local = Scorer(ModelSpec.from_user_config(user_config["model"])) if user_config["scoring"] == "local" else None
+        try:
+            unknown = sorted(set(user_config) - {"scoring", "model"})
+            if unknown or user_config.get("scoring") not in ("handle", "local"):
+                raise ValueError(f"gateway user_config needs scoring: handle|local (and model), found {user_config}")
+            local = None
+            if user_config["scoring"] == "local":
+                local = Scorer(ModelSpec.from_user_config(user_config["model"]))
+        except Exception as exc:
+            if self.user_config.get("scoring") == "local" and self.local is None:
+                raise  # the first configuration: a deployment that cannot score must not start
+            self.swap_error = f"{type(exc).__name__}: {exc}"[:500]
+            log.error("gateway kept %s: the new configuration failed: %s", self._label(), self.swap_error)
+            return
         self.local, self.scoring, self.user_config = local, user_config["scoring"], dict(user_config)
+        self.swap_error = None
 
-    # -- auth, limits, engine -------------------------------------------------------------
+    def _label(self) -> str | None:
+        return self.local.label if self.local is not None else None
 
-    def _auth(self, token: HTTPAuthorizationCredentials | None, role: Role, limited: bool = False) -> Claims:
-        header = f"{token.scheme} {token.credentials}" if token else None
-        claims = self.tokens.verify(header)
-        require(claims, role)
-        if limited:
-            wait = self.limiter.take(claims.token_id, time.monotonic())
-            if wait > 0:
-                raise RateLimitedError(wait)
-        return claims
+    # -- engine ------------------------------------------------------------------------------
 
     def _actor(self, name: str) -> Any:
         if name not in self._actors:
@@ -201,9 +279,8 @@ class Gateway:
     # -- inference ---------------------------------------------------------------------------
 
     @api.post("/v1/predict", response_model=PredictResponse, tags=["inference"])
-    async def predict(self, body: PredictRequest, token: Token) -> Any:
+    async def predict(self, body: PredictRequest, _: Caller) -> Any:
         """Score one symbol: each member model's P(up), the ensemble's, and the anomaly flag."""
-        self._auth(token, Role.viewer, limited=True)
         if body.features is not None:
             rows = np.asarray(body.features, dtype=np.float64)
         else:
@@ -220,20 +297,16 @@ class Gateway:
         return Response(orjson.dumps(result), media_type="application/json")  # validated shape; skips re-serializing
 
     @api.post("/v1/policy", response_model=PolicyResponse, tags=["inference"])
-    async def policy_action(self, body: PolicyRequest, token: Token) -> Any:
+    async def policy_action(self, body: PolicyRequest, _: Caller) -> Any:
         """The RL agent's greedy action for one feature vector and the current position."""
-        self._auth(token, Role.viewer, limited=True)
         try:
             return await self.policy.act.remote(np.asarray(body.features, dtype=np.float64), body.position)
         except LookupError as exc:
             return _error(503, str(exc).splitlines()[-1])
 
-    # -- engine ------------------------------------------------------------------------------
-
     @api.get("/v1/positions", tags=["engine"])
-    async def positions(self, token: Token) -> dict[str, Any]:
+    async def positions(self, _: Caller) -> dict[str, Any]:
         """Positions, cash and P&L marked at the last fill prices."""
-        self._auth(token, Role.viewer)
         _, marks, _ = await self._call(EXECUTION_NAME, "positions")
         summary: dict[str, Any] = await self._call(EXECUTION_NAME, "summary", marks)
         summary["marks"] = {s: str(p) for s, p in sorted(marks.items())}
@@ -242,18 +315,16 @@ class Gateway:
     @api.get("/v1/orders", tags=["engine"])
     async def orders(
         self,
-        token: Token,
+        _: Caller,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
         symbol: Annotated[str | None, Query(max_length=32)] = None,
     ) -> dict[str, Any]:
         """The most recent orders (newest first), with their fills."""
-        self._auth(token, Role.viewer)
         return {"orders": await self._call(EXECUTION_NAME, "orders", limit, symbol)}
 
     @api.post("/v1/orders", response_model=OrderResponse, tags=["engine"])
-    async def place_order(self, body: OrderRequest, token: Token) -> Any:
-        """A manual market order; the RiskGate decides on it like on any other."""
-        claims = self._auth(token, Role.trader, limited=True)
+    async def place_order(self, body: OrderRequest, claims: Caller) -> Any:
+        """A manual order; the RiskGate decides on it like on any other. Its owner is ``manual:<subject>``."""
         symbols: list[str] = await self._call(EXECUTION_NAME, "symbols")
         if body.symbol not in symbols:
             return _field_error(["body", "symbol"], f"unknown symbol {body.symbol!r}; tradable: {symbols}")
@@ -267,7 +338,7 @@ class Gateway:
         try:
             intent = OrderIntent(
                 f"manual-{uuid.uuid4().hex}",
-                f"manual:{claims.subject}",
+                manual_owner(claims.subject),
                 body.symbol,
                 Side(body.side.upper()),
                 Decimal(body.qty),
@@ -286,35 +357,35 @@ class Gateway:
         return _report_json(reply.reports[0])
 
     @api.delete("/v1/orders/{order_id}", response_model=OrderResponse, tags=["engine"])
-    async def cancel_order(self, order_id: Annotated[str, Path(max_length=200)], token: Token) -> Any:
-        """Cancel a working order (through the RiskGate); 404 if no such order is working."""
-        claims = self._auth(token, Role.trader, limited=True)
+    async def cancel_order(self, order_id: Annotated[str, Path(max_length=200)], claims: Caller) -> Any:
+        """Cancel a working order (through the RiskGate): a trader only their own manual orders, an admin any.
+        404 if no such order is working, 403 if it is someone else's."""
+        owner = None if claims.role >= Role.admin else manual_owner(claims.subject)
         try:
-            report = await self._call(RISK_GATE_NAME, "cancel", order_id, claims.subject)
+            report = await self._call(RISK_GATE_NAME, "cancel", order_id, claims.subject, owner)
         except KeyError:
             return _error(404, f"no working order {order_id}")
+        except PermissionError as exc:
+            return _error(403, str(exc).splitlines()[-1].split(": ", 1)[-1])
         return _report_json(report)
 
     @api.get("/v1/risk", tags=["risk"])
-    async def risk(self, token: Token) -> dict[str, Any]:
-        """Trading state (ACTIVE/HALTED), limits, positions and exposures."""
-        self._auth(token, Role.viewer)
+    async def risk(self, _: Caller) -> dict[str, Any]:
+        """Trading state (ACTIVE/REDUCING/HALTED), limits, positions and exposures."""
         state: dict[str, Any] = await self._call(RISK_GATE_NAME, "state")
         return state
 
     @api.post("/v1/risk/halt", tags=["risk"])
-    async def halt(self, token: Token, body: Annotated[HaltRequest | None, Body()] = None) -> dict[str, Any]:
+    async def halt(self, claims: Caller, body: Annotated[HaltRequest | None, Body()] = None) -> dict[str, Any]:
         """Engage the kill switch: every later order is denied until resumed (survives restarts)."""
-        claims = self._auth(token, Role.admin)
         reason = (body or HaltRequest()).reason
         await self._call(RISK_GATE_NAME, "halt", f"{reason} (by {claims.subject})")
         state: dict[str, Any] = await self._call(RISK_GATE_NAME, "state")
         return state
 
     @api.post("/v1/risk/resume", tags=["risk"])
-    async def resume(self, token: Token) -> dict[str, Any]:
+    async def resume(self, _: Caller) -> dict[str, Any]:
         """Release the kill switch."""
-        self._auth(token, Role.admin)
         await self._call(RISK_GATE_NAME, "resume")
         state: dict[str, Any] = await self._call(RISK_GATE_NAME, "state")
         return state
@@ -323,15 +394,18 @@ class Gateway:
 
     async def _active(self) -> dict[str, Any]:
         active: dict[str, Any] = {"ensemble": await self.ensemble.info.remote()}
-        local = self.local
-        active["gateway"] = {"scoring": self.scoring, "model_version": local.label if local else None}
+        active["gateway"] = {
+            "scoring": self.scoring,
+            "model_version": self._label(),
+            "swap_error": self.swap_error,
+            "replica_pid": os.getpid(),
+        }
         active["policy"] = await self.policy.info.remote()
         return active
 
     @api.get("/v1/models", tags=["models"])
-    async def models(self, token: Token) -> dict[str, Any]:
+    async def models(self, _: Caller) -> dict[str, Any]:
         """Registered models and versions, which are approved, and what is being served."""
-        self._auth(token, Role.viewer)
         out: dict[str, Any] = {}
         for name in self.registry.names():
             versions = []
@@ -353,64 +427,63 @@ class Gateway:
     async def activate(
         self,
         version: Annotated[str, Path(pattern=r"^v\d{4,}$", description="Registry version, e.g. v0002")],
-        token: Token,
+        _: Caller,
         body: Annotated[ActivateRequest | None, Body()] = None,
     ) -> Any:
-        """Serve another approved registry version: replicas reload it in place (no restart, no failed requests)."""
-        self._auth(token, Role.admin)
+        """Serve another approved registry version: validated (loaded and scored here) before it is applied,
+        replicas reload it in place (no restart, no failed requests), and a version that does not take on
+        every replica is rolled back (409 with the reason)."""
         info = await self.ensemble.info.remote()
         name = (body.model if body and body.model else None) or info["model_version"].split("/")[0]
-        versions = self.registry.versions(name)
-        if version not in versions:
-            return _error(404, f"model {name!r} has no version {version}; versions: {versions}")
-        meta = self.registry.meta(name, version)
-        if not self.registry.is_approved(name, version):
-            return _error(409, f"{name}/{version} is not approved: `raytrade models approve {name} {version}` first")
-        deployment = POLICY if meta.kind in RL_KINDS else ENSEMBLE
-        handle = self.policy if deployment == POLICY else self.ensemble
+        plan = activation.plan(self.registry, name, version, info["spec"], self.scoring)
+        await activation.validate(plan)
+        handle = self.policy if plan.deployment == POLICY else self.ensemble
         previous = (await handle.info.remote())["model_version"]
-        app = serve.get_replica_context().app_name
-        updates: dict[str, dict[str, Any]] = {}
-        if deployment == POLICY:
-            updates[POLICY] = {"registry": self.settings.registry, "name": name, "version": version}
-        else:
-            spec = {**info["spec"], "name": name, "version": version}  # same registry and anomaly gate
-            updates[ENSEMBLE] = spec
-            if self.scoring == "local":
-                updates[GATEWAY] = {"scoring": "local", "model": spec}
-        try:
-            await serve_control.set_user_configs(app, updates)
-        except LookupError as exc:
-            return _error(409, str(exc))
         want = f"{name}/{version}"
-        updated = await self._until(lambda: self._served_by(handle, want), streak=5)
-        if GATEWAY in updates:
-            updated = updated and await self._until(lambda: self._served_locally(want), streak=1)
-        return {"deployment": deployment, "model": name, "version": version, "previous": previous,
-                "replicas_updated": updated}  # fmt: skip
+        timeout = self.settings.swap_timeout_s
+
+        async def served() -> bool:
+            if not await activation.until(lambda: self._served_by(handle, want), 5, timeout):
+                return False
+            return GATEWAY not in plan.updates or await activation.until(self._served_locally(want), 1, timeout)
+
+        await activation.apply_or_roll_back(serve.get_replica_context().app_name, plan, served, timeout)
+        return {"deployment": plan.deployment, "model": name, "version": version, "previous": previous,
+                "replicas_updated": True}  # fmt: skip
 
     async def _served_by(self, handle: DeploymentHandle[Any], label: str) -> bool:
         return bool((await handle.info.remote())["model_version"] == label)
 
-    async def _served_locally(self, label: str) -> bool:
-        return self.local is not None and self.local.label == label
+    def _served_locally(self, label: str) -> Any:
+        async def check() -> bool:
+            return self._label() == label
 
-    async def _until(self, check: Callable[[], Awaitable[bool]], streak: int) -> bool:
-        """Poll ``check`` until it holds ``streak`` times in a row (every replica answered) or the swap timeout."""
-        deadline = time.monotonic() + self.settings.swap_timeout_s
-        seen = 0
-        while time.monotonic() < deadline:
-            seen = seen + 1 if await check() else 0
-            if seen >= streak:
-                return True
-            await asyncio.sleep(0.05)
-        return False
+        return check
+
+    # -- auth --------------------------------------------------------------------------------
+
+    @api.post("/v1/auth/revoke", tags=["auth"])
+    async def revoke(self, body: RevokeRequest, claims: Caller) -> dict[str, Any]:
+        """Revoke one token (``jti``) or every token a subject holds now; every replica refuses them."""
+        now = int(time.time())
+        r = self.revocations.revoke(now, token_id=body.jti, subject=body.subject)
+        log.warning("revoked %s by %s", body.jti or f"subject {body.subject!r}", claims.subject)
+        return {"revoked_tokens": len(r.tokens), "revoked_subjects": sorted(r.subjects)}
 
     # -- operations --------------------------------------------------------------------------
 
     @api.get("/health", tags=["operations"])
     async def health(self) -> Any:
-        """200 when the gateway and the ensemble answer; the policy and the engine are reported."""
+        """200 ``{"status": "ok"}`` when the gateway and its model answer, else 503; no details (open route)."""
+        try:
+            await self.ensemble.info.remote()
+        except Exception:
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return {"status": "ok"}
+
+    @api.get("/v1/health", tags=["operations"])
+    async def health_detail(self, _: Caller) -> Any:
+        """What each deployment serves, and the engine's trading state."""
         body: dict[str, Any] = {"gateway": "ok"}
         status = 200
         try:

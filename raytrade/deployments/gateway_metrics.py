@@ -48,6 +48,11 @@ class MeasureRequests:
         try:
             await self.app(scope, receive, sending)
         finally:
-            name = getattr(scope.get("route"), "path", "unmatched")
+            route = scope.get("route")  # the router's template; else the guard's (a refused request)
+            name = (
+                getattr(route, "path", None)
+                or scope.get("raytrade.route", "unmatched").partition(" ")[2]
+                or "unmatched"
+            )
             LATENCY.labels(name).observe(time.perf_counter() - t0)
             REQUESTS.labels(name, str(status[0])).inc()

@@ -11,7 +11,7 @@ from raytrade.domain.features import FEATURE_NAMES
 
 N_FEATURES = len(FEATURE_NAMES)
 MAX_WINDOW = 512
-MAX_BARS = 5_000
+MAX_BARS = 2_000
 
 Finite = Annotated[float, Field(allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -127,6 +127,19 @@ class ActivateResponse(BaseModel):
     version: str
     previous: str | None
     replicas_updated: bool
+
+
+class RevokeRequest(_Body):
+    """Exactly one of a token id or a subject (every token the subject holds now)."""
+
+    jti: str | None = Field(None, min_length=1, max_length=128, description="The token's id (its 'jti' claim)")
+    subject: str | None = Field(None, min_length=1, max_length=128, description="Revoke all tokens of this subject")
+
+    @model_validator(mode="after")
+    def _one(self) -> RevokeRequest:
+        if (self.jti is None) == (self.subject is None):
+            raise ValueError("give exactly one of 'jti' or 'subject'")
+        return self
 
 
 class ErrorBody(BaseModel):

@@ -7,6 +7,7 @@ running replicas (no restart, no dropped requests).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import ray
@@ -23,8 +24,19 @@ def app_configs_from(raw: dict[str, Any]) -> ServeDeploySchema:
     return ServeDeploySchema.model_validate(raw)
 
 
-async def set_user_configs(app_name: str, user_configs: dict[str, dict[str, Any]]) -> None:
-    """Apply the deployed config again with each named deployment's ``user_config`` replaced (one apply).
+async def user_configs(app_name: str, deployments: list[str]) -> dict[str, dict[str, Any] | None]:
+    """The declared ``user_config`` of each named deployment (what a rollback applies again); ``None``
+    where the config declares none (the application's code sets it)."""
+    apps: dict[str, ServeApplicationSchema] = await _controller().get_app_configs.remote()
+    if app_name not in apps:
+        raise LookupError(f"application {app_name!r} was not deployed from a config")
+    declared = {d.get("name"): d for d in apps[app_name].model_dump(exclude_unset=True).get("deployments", [])}
+    return {name: declared.get(name, {}).get("user_config") for name in deployments}
+
+
+async def set_user_configs(app_name: str, user_configs: Mapping[str, dict[str, Any] | None]) -> None:
+    """Apply the deployed config again with each named deployment's ``user_config`` replaced (one apply);
+    ``None`` removes the override, so the application's code sets it again.
 
     Raises :class:`LookupError` when the application was not deployed from a config
     (``serve deploy`` / ``raytrade serve``): an imperatively deployed app has no config to edit.
@@ -44,5 +56,8 @@ async def set_user_configs(app_name: str, user_configs: dict[str, dict[str, Any]
         if entry is None:
             entry = {"name": name}
             deployments.append(entry)
-        entry["user_config"] = user_config
+        if user_config is None:
+            entry.pop("user_config", None)
+        else:
+            entry["user_config"] = user_config
     await controller.apply_config.remote(ServeDeploySchema.model_validate({"applications": raw}))

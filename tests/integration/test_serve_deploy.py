@@ -50,7 +50,8 @@ def test_serve_deploy_brings_the_app_up_healthy(cluster: RayStartCluster) -> Non
         assert time.monotonic() < deadline, status
         time.sleep(1)
     assert set(deployments) == {"Gateway", "Ensemble", "Policy"}
-    health = requests.get(f"http://127.0.0.1:{port}/health", timeout=30).json()
+    assert requests.get(f"http://127.0.0.1:{port}/health", timeout=30).json() == {"status": "ok"}
+    health = requests.get(f"http://127.0.0.1:{port}/v1/health", headers=auth("viewer"), timeout=30).json()
     assert health["ensemble"]["model_version"] == "xgb_direction/v0001"
     assert "raytrade rl" in health["policy"]["absent"]  # no policy trained in this registry: reported, not fatal
     r = requests.post(

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -20,89 +18,37 @@ import requests
 from ray import serve
 
 from raytrade.adapters import kafka
-from raytrade.adapters.embedded_broker import EmbeddedBroker, free_port
-from raytrade.cluster.serving import deploy, load_serve_config
-from raytrade.cluster.topology import Topology, build
-from raytrade.deployments.auth import SECRET_ENV
+from raytrade.adapters.embedded_broker import EmbeddedBroker
+from raytrade.cluster.topology import Topology
 from raytrade.deployments.policy_runner import PolicyRunner
+from raytrade.deployments.rate_limit import ROUTE_CLASSES
 from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.deployments.serve_scorer import ServeScorer
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.ticks import Tick, encode_tick
 from raytrade.training.bootstrap import MODEL_NAME
 from raytrade.training.model_loading import shard_model
-from tests.integration.chaos_harness import config, kill_all
-from tests.integration.serve_harness import SECRET, auth, make_registry, token
+from tests.integration.serve_harness import auth, call, features, jwt_secret_env, market_rows, served_app, token
 
 REPO = Path(__file__).resolve().parents[2]
 
 
+# Wide enough that these tests are never limited (test_gateway_hardening.py tests the limits).
+LIMITS = {c: {"rate_per_s": 1000, "burst": 1000} for c in ROUTE_CLASSES}
+
+
 @pytest.fixture(scope="module")
 def jwt_secret() -> Iterator[str]:
-    """Set before Ray starts: replicas inherit the environment of the node."""
-    before = os.environ.get(SECRET_ENV)
-    os.environ[SECRET_ENV] = SECRET
-    yield SECRET
-    if before is None:
-        os.environ.pop(SECRET_ENV, None)
-    else:
-        os.environ[SECRET_ENV] = before
+    with jwt_secret_env() as secret:  # before Ray starts: replicas inherit the environment of the node
+        yield secret
 
 
 @pytest.fixture(scope="module")
-def app(jwt_secret: str, ray_local: int, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
-    """Engine actors (named) + the Serve app deployed from configs/serve.yaml on a port of its own."""
-    tmp = tmp_path_factory.mktemp("serve")
-    reg = make_registry(tmp / "models")
-    topic = f"ticks-{uuid.uuid4().hex[:6]}"
-    cfg = config(tmp, topic, ray__namespace=f"ns{uuid.uuid4().hex[:6]}", kafka__partitions="1")
-    adm = kafka.admin("confluent", broker.bootstrap_servers)
-    adm.create_topic(topic, 1)
-    adm.create_topic(f"{topic}.dlq", 1)
-    topo: Topology = build(
-        cfg, broker.bootstrap_servers, shard_model(reg, MODEL_NAME, "v0001"), str(tmp / "ledger.db"), named=True
-    )
-    port = free_port()
-    sc = load_serve_config(
-        REPO / "configs" / "serve.yaml",
-        port=port,
-        registry=str(tmp / "models"),
-        version="v0001",
-        namespace=cfg.ray.namespace,
-        rate_per_s=2,
-        burst=20,
-    )
-    url = deploy(sc)
-    for shard in topo.shards:  # consume ticks: bars reach the paper broker, orders trade
-        shard.run.remote()
-    yield url, reg, topo, topic, broker.bootstrap_servers
-    ray.get([shard.stop.remote() for shard in topo.shards])
-    serve.shutdown()  # type: ignore[no-untyped-call]
-    kill_all(topo)
-
-
-def call(method: str, url: str, role: str | None = "admin", **kw: Any) -> requests.Response:
-    headers = kw.pop("headers", {})
-    if role:
-        headers.update(auth(role))
-    return requests.request(method, url, headers=headers, timeout=30, **kw)
-
-
-def _market_rows() -> np.ndarray:
-    from raytrade.adapters.synthetic_market import SyntheticMarket, ticks_to_bars
-    from raytrade.training.datasets import build_dataset
-
-    return build_dataset(ticks_to_bars(SyntheticMarket(seed=5).ticks_frame(4 * 3600)), 5).x
-
-
-MARKET_ROWS = _market_rows()
-
-
-def features(n: int, seed: int = 0) -> list[list[float]]:
-    """``n`` consecutive feature vectors of a synthetic market (realistic values)."""
-    start = int(np.random.default_rng(seed).integers(0, len(MARKET_ROWS) - n))
-    rows: list[list[float]] = MARKET_ROWS[start : start + n].tolist()
-    return rows
+def app(
+    jwt_secret: str, ray_local: int, broker: EmbeddedBroker, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    with served_app(tmp_path_factory.mktemp("serve"), broker, limits=LIMITS) as a:
+        yield a.url, a.reg, a.topo, a.topic, a.bootstrap
 
 
 def test_predict_matches_the_in_process_model_and_reports_members_and_anomaly(app: Any) -> None:
@@ -117,7 +63,7 @@ def test_predict_matches_the_in_process_model_and_reports_members_and_anomaly(ap
     assert got["score"] == pytest.approx(want["score"], abs=1e-12)
     assert got["models"] == {"xgb_direction": pytest.approx(want["score"], abs=1e-12)}
     assert got["anomaly"] is want["anomaly"]
-    typical = [r for r in MARKET_ROWS[:200] if not local.gate.flags(r[None, :])[0]][:1]  # type: ignore[union-attr]
+    typical = [r for r in market_rows()[:200] if not local.gate.flags(r[None, :])[0]][:1]  # type: ignore[union-attr]
     assert (
         call("POST", f"{url}/v1/predict", "viewer", json={"features": [typical[0].tolist()]}).json()["anomaly"] is False
     )
@@ -307,29 +253,12 @@ def test_manual_orders_pass_the_risk_gate_trade_on_later_bars_and_the_kill_switc
     assert call("POST", f"{url}/v1/orders", "trader", json=order).json()["status"] == "ACCEPTED"
 
 
-def test_order_and_predict_routes_are_rate_limited_per_token(app: Any) -> None:
-    url, _, _, _, _ = app  # the test app allows a burst of 20, then 2/s
-    headers = {"Authorization": f"Bearer {token('viewer')}"}
-    t0 = time.monotonic()
-    responses = [
-        requests.post(f"{url}/v1/predict", json={"features": features(1)}, headers=headers, timeout=30)
-        for _ in range(30)
-    ]
-    elapsed = time.monotonic() - t0
-    codes = [r.status_code for r in responses]
-    assert codes[:20] == [200] * 20 and set(codes) == {200, 429}
-    assert codes.count(200) <= 20 + 2 * elapsed + 1  # the burst, then 2 per second
-    limited = next(r for r in responses if r.status_code == 429)
-    assert int(limited.headers["Retry-After"]) >= 1 and "rate limit exceeded" in limited.json()["detail"]
-    assert call("POST", f"{url}/v1/predict", "viewer", json={"features": features(1)}).status_code == 200
-
-
 def test_hot_swap_keeps_serving_and_switches_version(app: Any) -> None:
     url, _, _, _, _ = app
     assert call("POST", f"{url}/v1/models/v0003/activate").status_code == 409  # not approved
     assert call("POST", f"{url}/v1/models/v0099/activate").status_code == 404
     assert call("POST", f"{url}/v1/models/latest/activate").status_code == 422
-    before = call("GET", f"{url}/health", None).json()["ensemble"]
+    before = call("GET", f"{url}/v1/health", "viewer").json()["ensemble"]
     seen: list[tuple[float, int, str]] = []
     stop = threading.Event()
 
@@ -361,12 +290,12 @@ def test_hot_swap_keeps_serving_and_switches_version(app: Any) -> None:
     versions = [v for _, _, v in seen]
     assert versions[0] == "xgb_direction/v0001" and versions[-1] == "xgb_direction/v0002"
     assert all(v == "xgb_direction/v0002" for at, _, v in seen if at > swapped_at)
-    health = call("GET", f"{url}/health", None).json()
+    health = call("GET", f"{url}/v1/health", "viewer").json()
     after = health["ensemble"]
     assert after["replica_pid"] == before["replica_pid"]  # reconfigured in place, not restarted
     assert after["model_version"] == "xgb_direction/v0002"
     assert after["anomaly_gate"] == before["anomaly_gate"] == "anomaly_iforest/v0002"  # the gate carried over
-    assert health["gateway"] == {"scoring": "local", "model_version": "xgb_direction/v0002"}
+    assert health["gateway"]["model_version"] == "xgb_direction/v0002" and health["gateway"]["swap_error"] is None
     metrics = requests.get(f"{url}/metrics", timeout=30).text
     served = [ln for ln in metrics.splitlines() if ln.startswith('raytrade_gateway_requests_total{route="/v1/predict"')]
     assert served and sum(float(ln.split()[-1]) for ln in served) >= len(seen)

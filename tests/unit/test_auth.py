@@ -42,7 +42,9 @@ def test_a_token_round_trips_with_its_role_and_lifetime() -> None:
 
 BAD_HEADERS: list[tuple[Callable[[], str | None], str]] = [  # built when the test runs: tokens expire
     (lambda: None, "missing Authorization header"),
-    (lambda: "Basic abc", "must be 'Bearer <token>'"),
+    (lambda: "Basic abc", "must be 'Bearer <token>', found scheme 'Basic'"),
+    (lambda: "Bearer ", "carries no token"),
+    (lambda: "", "must be 'Bearer <token>'"),
     (lambda: "Bearer not.a.jwt", "malformed token"),
     (lambda: bearer(issue_token(SECRET, "admin", 60, now=1_000_000_000)), "token expired"),
     (lambda: bearer(issue_token("z" * 40, "admin", 60)), "signature is invalid"),
@@ -73,6 +75,40 @@ def test_an_unknown_role_claim_is_refused() -> None:
     raw = jwt.decode(t, SECRET, algorithms=["HS256"], audience="raytrade-gateway")
     with pytest.raises(AuthError, match="unknown role 'root'"):
         verify_token(SECRET, bearer(jwt.encode({**raw, "role": "root"}, SECRET, algorithm="HS256")))
+
+
+@pytest.mark.parametrize("role", [["admin"], {"r": "admin"}, 3, None, True])
+def test_a_role_claim_that_is_not_a_string_is_refused_not_a_crash(role: Any) -> None:
+    now = int(time.time())
+    raw = {
+        "sub": "x",
+        "aud": "raytrade-gateway",
+        "iss": "raytrade",
+        "iat": now,
+        "exp": now + 60,
+        "jti": "j",
+        "role": role,
+    }
+    with pytest.raises(AuthError) as err:
+        verify_token(SECRET, bearer(jwt.encode(raw, SECRET, algorithm="HS256")))
+    assert err.value.status == 401 and "unknown role" in err.value.message
+
+
+def test_the_lifetime_cap_holds_when_verifying() -> None:
+    now = int(time.time())
+    base = {"sub": "x", "aud": "raytrade-gateway", "iss": "raytrade", "jti": "j", "role": "admin"}
+    cases: list[tuple[dict[str, Any], str]] = [
+        ({"iat": now, "exp": 10**12}, "lifetime exceeds the 366-day cap"),
+        ({"iat": now - 400 * 86_400, "exp": now + 60}, "lifetime exceeds"),
+        ({"iat": now + 3600, "exp": now + 7200}, "issued in the future"),
+        ({"iat": "now", "exp": now + 60}, "malformed token"),
+        ({"iat": now, "exp": now + 60, "sub": ["x"]}, "Subject must be a string"),
+        ({"iat": now, "exp": now + 60, "sub": "x" * 200}, "'sub' must be a string of 1 to 128"),
+    ]
+    for claims, message in cases:
+        with pytest.raises(AuthError, match=message):
+            verify_token(SECRET, bearer(jwt.encode({**base, **claims}, SECRET, algorithm="HS256")))
+    assert verify_token(SECRET, bearer(jwt.encode({**base, "iat": now, "exp": now + 366 * 86_400}, SECRET))).role
 
 
 def test_roles_are_ordered_viewer_trader_admin() -> None:

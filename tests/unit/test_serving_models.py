@@ -13,6 +13,7 @@ from raytrade.adapters.synthetic_market import SyntheticMarket, ticks_to_bars
 from raytrade.cluster.config import ConfigError
 from raytrade.cluster.serving import load_serve_config
 from raytrade.deployments.app import AppArgs
+from raytrade.deployments.rate_limit import RouteLimits
 from raytrade.deployments.schemas import OrderRequest, PredictRequest
 from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
 from raytrade.domain.features import WARMUP_BARS
@@ -94,18 +95,22 @@ def test_request_schemas_refuse_bad_input_by_field() -> None:
 
 
 def test_serve_yaml_is_a_valid_serve_config_bound_to_loopback(tmp_path: Path) -> None:
-    cfg = load_serve_config(REPO / "configs" / "serve.yaml", port=18555, registry="var/models", rate_per_s=5)
+    limits = {"orders": {"rate_per_s": 5, "burst": 5}}
+    cfg = load_serve_config(REPO / "configs" / "serve.yaml", port=18555, registry="var/models", limits=limits)
     assert cfg["http_options"] == {"host": "127.0.0.1", "port": 18555}
     [app] = cfg["applications"]
     assert app["import_path"] == "raytrade.deployments.app:build"
-    assert Path(app["args"]["registry"]).is_absolute() and app["args"]["rate_per_s"] == 5
-    AppArgs.model_validate(app["args"])
+    assert Path(app["args"]["registry"]).is_absolute() and app["args"]["limits"] == limits
+    args = AppArgs.model_validate(app["args"])
+    assert args.limits.orders.rate_per_s == 5 and args.limits.inference == RouteLimits().inference  # others default
     bad = tmp_path / "bad.yaml"
     bad.write_text("applications: [{name: other, import_path: x:y}]\n")
     with pytest.raises(ConfigError, match="no application named 'raytrade'"):
         load_serve_config(bad)
     with pytest.raises(ValidationError, match="colour"):
         AppArgs.model_validate({"colour": "red"})
+    with pytest.raises(ValidationError, match=r"limits\.orders\.burst"):
+        AppArgs.model_validate({"limits": {"orders": {"rate_per_s": 1, "burst": 0}}})
 
 
 def test_shard_scoring_through_serve_needs_the_gateway_deployed() -> None:

@@ -60,8 +60,11 @@ class Consumer(Protocol):
     def committed(self, topic: str, partitions: list[int]) -> dict[int, int | None]:
         """The committed next offset per partition (``None`` if never committed)."""
 
-    def watermarks(self, partitions: list[int], timeout_s: float) -> dict[int, tuple[int, int]]:
-        """``(log start, log end)`` offsets of each assigned partition, asked of the broker.
+    def watermarks(
+        self, partitions: list[int], timeout_s: float, topic: str | None = None
+    ) -> dict[int, tuple[int, int]]:
+        """``(log start, log end)`` offsets of each partition of the assigned topic (or of ``topic``),
+        asked of the broker.
 
         Tansu quirk (measured): its log end is the base offset of the last record batch, so
         it can trail the true end by up to one producer batch.
@@ -82,6 +85,9 @@ class Admin(Protocol):
 
     def topic_id(self, topic: str) -> str | None:
         """The topic's unique id (a recreated topic gets a new one), or ``None`` if absent."""
+
+    def delete_topic(self, topic: str) -> None:
+        """Delete ``topic`` and its log; succeed quietly if it is absent."""
 
     def close(self) -> None:
         """Release the client."""

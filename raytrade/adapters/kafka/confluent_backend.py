@@ -140,18 +140,21 @@ class ConfluentConsumer:
         tps = self._c.committed([confluent_kafka.TopicPartition(topic, p) for p in partitions], timeout=10)
         return {tp.partition: (tp.offset if tp.offset >= 0 else None) for tp in tps}
 
-    def watermarks(self, partitions: list[int], timeout_s: float) -> dict[int, tuple[int, int]]:
+    def watermarks(
+        self, partitions: list[int], timeout_s: float, topic: str | None = None
+    ) -> dict[int, tuple[int, int]]:
         """Low and high watermarks asked of the broker."""
+        name = topic or self._topic
         out: dict[int, tuple[int, int]] = {}
         for p in partitions:
             try:
                 wm = self._c.get_watermark_offsets(
-                    confluent_kafka.TopicPartition(self._topic, p), timeout=timeout_s, cached=False
+                    confluent_kafka.TopicPartition(name, p), timeout=timeout_s, cached=False
                 )
             except confluent_kafka.KafkaException as exc:
-                raise KafkaError(f"watermarks of {self._topic}[{p}]: {exc}") from exc
+                raise KafkaError(f"watermarks of {name}[{p}]: {exc}") from exc
             if wm is None:
-                raise KafkaError(f"watermarks of {self._topic}[{p}]: no answer within {timeout_s}s")
+                raise KafkaError(f"watermarks of {name}[{p}]: no answer within {timeout_s}s")
             out[p] = (int(wm[0]), int(wm[1]))
         return out
 
@@ -186,6 +189,16 @@ class ConfluentAdmin:
             return str(fut.result(timeout=10).topic_id)
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"describe topic {topic}: {exc}") from exc
+
+    def delete_topic(self, topic: str) -> None:
+        """Delete the topic if it exists."""
+        if self.partitions(topic) is None:
+            return
+        try:
+            self._a.delete_topics([topic])[topic].result(timeout=10)
+        except confluent_kafka.KafkaException as exc:
+            if exc.args[0].code() != confluent_kafka.KafkaError.UNKNOWN_TOPIC_OR_PART:
+                raise KafkaError(f"delete topic {topic}: {exc}") from exc
 
     def create_topic(self, topic: str, partitions: int) -> None:
         """Create the topic, tolerating an identical existing one."""

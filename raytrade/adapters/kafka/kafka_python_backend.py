@@ -111,14 +111,17 @@ class KafkaPythonConsumer:
         """Committed offsets from the broker."""
         return {p: self._c.committed(TopicPartition(topic, p)) for p in partitions}
 
-    def watermarks(self, partitions: list[int], timeout_s: float) -> dict[int, tuple[int, int]]:
+    def watermarks(
+        self, partitions: list[int], timeout_s: float, topic: str | None = None
+    ) -> dict[int, tuple[int, int]]:
         """Low and high watermarks asked of the broker."""
-        tps = [TopicPartition(self._topic, p) for p in partitions]
+        name = topic or self._topic
+        tps = [TopicPartition(name, p) for p in partitions]
         try:
             starts = self._c.beginning_offsets(tps, timeout_ms=int(timeout_s * 1000))
             ends = self._c.end_offsets(tps, timeout_ms=int(timeout_s * 1000))
         except kafka.errors.KafkaError as exc:
-            raise KafkaError(f"watermarks of {self._topic}: {exc}") from exc
+            raise KafkaError(f"watermarks of {name}: {exc}") from exc
         return {tp.partition: (int(starts[tp]), int(ends[tp])) for tp in tps}
 
     def close(self) -> None:
@@ -152,6 +155,17 @@ class KafkaPythonAdmin:
         """The topic's id from DescribeTopics."""
         t = self._describe(topic)
         return None if t is None else str(t.get("topic_id"))
+
+    def delete_topic(self, topic: str) -> None:
+        """Delete the topic if it exists."""
+        if self.partitions(topic) is None:
+            return
+        try:
+            self._a.delete_topics([topic])
+        except kafka.errors.UnknownTopicOrPartitionError:
+            return
+        except kafka.errors.KafkaError as exc:
+            raise KafkaError(f"delete topic {topic}: {exc}") from exc
 
     def create_topic(self, topic: str, partitions: int) -> None:
         """Create the topic, tolerating an identical existing one."""
