@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -26,24 +25,15 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedBroker]
 
 @pytest.fixture(scope="module")
 def ray_local() -> Iterator[int]:
-    """A small local Ray for one test module, with its files in a temp dir we own; yields the
-    port where the node exports Prometheus metrics."""
-    import ray
-
+    """A small local Ray for one test module, as ``raytrade run`` starts it (loopback only, its files in
+    a folder of ours, nothing left behind if the test process dies); yields the port where the node
+    exports Prometheus metrics."""
     from raytrade.adapters.embedded_broker import free_port
+    from raytrade.cluster.local_ray import local_ray
 
-    tmp = tempfile.mkdtemp(prefix="rt-ray-")
     metrics_port = free_port()
-    ray.init(
-        num_cpus=2,
-        object_store_memory=120 * 1024 * 1024,
-        include_dashboard=False,
-        log_to_driver=False,
-        _temp_dir=tmp,
-        _metrics_export_port=metrics_port,
-    )
-    yield metrics_port
-    ray.shutdown()
+    with local_ray(2, 120, metrics_export_port=metrics_port, prefix="rt-ray-"):
+        yield metrics_port
 
 
 @pytest.fixture(scope="session")

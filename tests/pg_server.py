@@ -2,9 +2,11 @@
 
 ``PgServer().start()`` runs ``initdb`` in a fresh temp dir and starts the server on a free
 loopback port (unix socket in the same dir; durability off, since the data is thrown away).
-Run as root, the dir is handed to the ``postgres`` OS user and the binaries run through
-``runuser``, because ``initdb`` refuses root. ``ExternalPg`` wraps a server someone else runs
-(``RAYTRADE_TEST_PG_URL``) with the same interface: ``.url`` and ``.fresh_db(name)``.
+Run as root, the dir is handed to the ``postgres`` OS user and the binaries run as that user,
+because ``initdb`` refuses root. The server is a child of this process (not daemonized by
+``pg_ctl``) that the kernel stops when this process dies, a SIGKILL included. ``ExternalPg``
+wraps a server someone else runs (``RAYTRADE_TEST_PG_URL``) with the same interface: ``.url``
+and ``.fresh_db(name)``.
 """
 
 from __future__ import annotations
@@ -15,8 +17,10 @@ import os
 import pwd
 import re
 import shutil
+import signal
 import subprocess
 import tempfile
+import time
 import uuid
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +30,7 @@ import psycopg
 from psycopg import sql
 
 from raytrade.adapters.embedded_broker import free_port
+from raytrade.adapters.lifeline import die_with_parent
 
 PG_USER = "raytrade"
 DEFAULT_DB = "raytrade_test"
@@ -107,6 +112,12 @@ class PgServer:
         self.port = 0
         self.url = ""
         self._as_postgres = os.geteuid() == 0
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's PID while it runs."""
+        return self._proc.pid if self._proc is not None else None
 
     @property
     def data_dir(self) -> Path:
@@ -159,20 +170,51 @@ class PgServer:
             raise
         return self
 
-    def _start_server(self, attempts: int = 3) -> None:
+    def _become_postgres(self) -> None:
+        pw = pwd.getpwnam("postgres")
+        os.setgid(pw.pw_gid)
+        os.setgroups([pw.pw_gid])
+        os.setuid(pw.pw_uid)
+
+    def _start_server(self, attempts: int = 3, timeout_s: float = 60.0) -> None:
         # free_port() can race with another process taking the port; retry on a new one.
+        assert self.dir is not None
         for attempt in range(attempts):
             self.port = free_port()
-            opts = (
-                f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.dir} "
-                "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-            )
-            log = str(self.dir / "server.log") if self.dir else "server.log"
-            proc = self._run("pg_ctl", "-D", str(self.data_dir), "-l", log, "-w", "-t", "60", "-o", opts, "start")
-            if proc.returncode == 0:
-                return
+            cmd = [
+                str(self.bin_dir / "postgres"), "-D", str(self.data_dir), "-p", str(self.port), "-k", str(self.dir),
+                "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
+                "-c", "full_page_writes=off",
+            ]  # fmt: skip
+            with open(self.dir / "server.log", "ab") as log:
+                # SIGQUIT when this process dies: the postmaster's immediate shutdown, its backends with it.
+                preexec = die_with_parent(signal.SIGQUIT, self._become_postgres if self._as_postgres else None)
+                self._proc = subprocess.Popen(
+                    cmd, cwd=self.dir, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                    preexec_fn=preexec,  # noqa: PLW1509 (setuid + prctl between fork and exec)
+                )  # fmt: skip
+            deadline = time.monotonic() + timeout_s
+            while self._proc.poll() is None and time.monotonic() < deadline:
+                try:
+                    with psycopg.connect(f"postgresql://{PG_USER}@127.0.0.1:{self.port}/postgres", connect_timeout=2):
+                        return
+                except psycopg.OperationalError:
+                    time.sleep(0.1)
+            self._stop_server()
             if attempt == attempts - 1:
-                self._check("pg_ctl start", proc)
+                log_text = (self.dir / "server.log").read_text(errors="replace")[-4000:]
+                raise PgError(f"postgres did not accept connections on port {self.port}: {log_text}")
+
+    def _stop_server(self) -> None:
+        proc, self._proc = self._proc, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)  # fast shutdown
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
     def fresh_db(self, label: str = "db") -> str:
         """An empty database with a unique name; returns its URL."""
@@ -186,8 +228,7 @@ class PgServer:
         if self.dir is None:
             return
         try:
-            if (self.data_dir / "postmaster.pid").exists():
-                self._run("pg_ctl", "-D", str(self.data_dir), "-m", "fast", "-w", "-t", "60", "stop")
+            self._stop_server()
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None

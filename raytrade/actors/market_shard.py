@@ -18,7 +18,8 @@ import ray
 from ray.util import metrics
 
 from raytrade.adapters import kafka
-from raytrade.adapters.snapshot_store import SnapshotStore
+from raytrade.adapters.kafka.rolling import ConsumerFactory, RollingAdmin, RollingConsumer
+from raytrade.adapters.snapshot_store import LogId, SnapshotStore
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import decimal_from_float
 from raytrade.domain.shard_engine import RejectedMessage, ShardEngine, ShardModel
@@ -43,6 +44,18 @@ class ShardKafka:
     topic: str
     dead_letter_topic: str
     group_id: str
+    rolling: bool = False  # the topic is a rolled log (embedded broker, see adapters/kafka/rolling.py)
+
+    def consumer(self) -> kafka.Consumer:
+        """A consumer of the ticks log (continuous offsets across generations when rolled)."""
+        if self.rolling:
+            return RollingConsumer(ConsumerFactory(self.backend, self.bootstrap), self.group_id)
+        return kafka.consumer(self.backend, self.bootstrap, self.group_id)
+
+    def admin(self) -> kafka.Admin:
+        """An admin client that knows the ticks log's identity."""
+        plain = kafka.admin(self.backend, self.bootstrap)
+        return RollingAdmin(plain, self.topic) if self.rolling else plain
 
 
 def dead_letter(msg: RejectedMessage, topic: str) -> bytes:
@@ -120,7 +133,7 @@ class MarketShard:
             self.counters.update(counters)
             self.next_offsets = dict(snap.offsets)
         self.restored_from = dict(self.next_offsets) if snap is not None else None
-        self.consumer = kafka.consumer(wiring.backend, wiring.bootstrap, wiring.group_id)
+        self.consumer = wiring.consumer()
         self.consumer.assign(wiring.topic, partitions, self.next_offsets or None)
         self.consumer_rebuilds = 0
         self._last_records_at = time.monotonic()
@@ -130,8 +143,10 @@ class MarketShard:
         # Offsets below these may have produced orders before a crash (everything after the
         # snapshot, at most ``snapshot_every`` records and one more batch): ask the ledger first.
         self.replay_until = {p: o + snapshot_every + batch_size for p, o in self.next_offsets.items()}
+        self.snapshot_offsets = dict(self.next_offsets)  # what the durable state covers (restored or committed)
         self.dlq = kafka.producer(wiring.backend, wiring.bootstrap)
-        self.admin = kafka.admin(wiring.backend, wiring.bootstrap)
+        self.admin = wiring.admin()
+        self.cluster_id = self.admin.cluster_id()
         self._check_topic()
         self._stop = asyncio.Event()
         self.lag: dict[int, int] = {}
@@ -169,7 +184,7 @@ class MarketShard:
         """Replace a consumer that stopped receiving, at the positions already processed."""
         log.warning("shard %d: consumer stalled at %s; rebuilding it", self.shard_id, self.next_offsets)
         old = self.consumer
-        self.consumer = kafka.consumer(self.wiring.backend, self.wiring.bootstrap, self.wiring.group_id)
+        self.consumer = self.wiring.consumer()
         self.consumer.assign(self.wiring.topic, self.partitions, dict(self.next_offsets))
         self.transient_errors += old.transient_errors
         old.close()
@@ -307,7 +322,8 @@ class MarketShard:
     def _save_snapshot(self) -> None:
         """Durably save state + offsets (one transaction), then tell Kafka (asynchronously)."""
         state = pickle.dumps((self.engine.snapshot(), self.counters, self.topic_id))
-        self.store.save(self.snapshot_key, self.next_offsets, state)
+        self.store.save(self.snapshot_key, self.next_offsets, state, LogId(self.cluster_id, self.topic_id))
+        self.snapshot_offsets = dict(self.next_offsets)
         self._since_snapshot, self._snapshot_at = 0, time.monotonic()
         try:
             self.consumer.commit(dict(self.next_offsets), asynchronous=True)
@@ -354,6 +370,7 @@ class MarketShard:
             "anomaly_blocked": self.engine.anomaly_blocked,
             "rejected": dict(self.engine.rejected_by_reason),
             "next_offsets": dict(self.next_offsets),
+            "snapshot_offsets": dict(self.snapshot_offsets),
             "end_offsets": dict(self.end_offsets),
             "lag": dict(self.lag),
             "restored_from": self.restored_from,

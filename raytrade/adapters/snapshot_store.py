@@ -14,12 +14,26 @@ from pathlib import Path
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS snapshots (
-    shard    TEXT PRIMARY KEY,
-    offsets  TEXT NOT NULL,
-    state    BLOB NOT NULL,
-    saved_ns INTEGER NOT NULL
+    shard      TEXT PRIMARY KEY,
+    offsets    TEXT NOT NULL,
+    state      BLOB NOT NULL,
+    saved_ns   INTEGER NOT NULL,
+    cluster_id TEXT,
+    topic_id   TEXT
 );
 """
+
+
+@dataclass(frozen=True, slots=True)
+class LogId:
+    """Which log a snapshot's offsets refer to: the broker cluster and the topic's id (a recreated topic,
+    or the same name on another broker, is another log)."""
+
+    cluster_id: str | None
+    topic_id: str | None
+
+    def __str__(self) -> str:
+        return f"cluster {self.cluster_id or '?'}, topic id {self.topic_id or '?'}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +43,7 @@ class Snapshot:
     offsets: dict[int, int]
     state: bytes
     saved_ns: int
+    log: LogId = LogId(None, None)
 
 
 class SnapshotStore:
@@ -40,21 +55,34 @@ class SnapshotStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {r[1] for r in self._db.execute("PRAGMA table_info(snapshots)")}
+        for column in ("cluster_id", "topic_id"):  # files written before snapshots recorded their log
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE snapshots ADD COLUMN {column} TEXT")
 
-    def save(self, shard: str, offsets: dict[int, int], state: bytes) -> None:
+    def save(self, shard: str, offsets: dict[int, int], state: bytes, log: LogId = LogId(None, None)) -> None:
         """Replace the shard's snapshot."""
         self._db.execute(
-            "INSERT INTO snapshots VALUES (?,?,?,?) ON CONFLICT(shard) DO UPDATE SET "
-            "offsets=excluded.offsets, state=excluded.state, saved_ns=excluded.saved_ns",
-            (shard, json.dumps({str(p): o for p, o in offsets.items()}), state, time.time_ns()),
-        )
+            "INSERT INTO snapshots VALUES (?,?,?,?,?,?) ON CONFLICT(shard) DO UPDATE SET "
+            "offsets=excluded.offsets, state=excluded.state, saved_ns=excluded.saved_ns, "
+            "cluster_id=excluded.cluster_id, topic_id=excluded.topic_id",
+            (shard, json.dumps({str(p): o for p, o in offsets.items()}), state, time.time_ns(), log.cluster_id,
+             log.topic_id),
+        )  # fmt: skip
 
     def load(self, shard: str) -> Snapshot | None:
         """The shard's last snapshot, or ``None``."""
-        row = self._db.execute("SELECT offsets, state, saved_ns FROM snapshots WHERE shard = ?", (shard,)).fetchone()
+        row = self._db.execute(
+            "SELECT offsets, state, saved_ns, cluster_id, topic_id FROM snapshots WHERE shard = ?", (shard,)
+        ).fetchone()
         if row is None:
             return None
-        return Snapshot({int(p): int(o) for p, o in json.loads(row[0]).items()}, bytes(row[1]), int(row[2]))
+        offsets = {int(p): int(o) for p, o in json.loads(row[0]).items()}
+        return Snapshot(offsets, bytes(row[1]), int(row[2]), LogId(row[3], row[4]))
+
+    def logs(self) -> dict[str, LogId]:
+        """The log each stored snapshot was taken on, by shard key."""
+        return {r[0]: LogId(r[1], r[2]) for r in self._db.execute("SELECT shard, cluster_id, topic_id FROM snapshots")}
 
     def close(self) -> None:
         """Close the connection."""

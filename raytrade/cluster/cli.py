@@ -51,7 +51,7 @@ def _produce(args: argparse.Namespace) -> int:
     if args.file:
         ticks: Iterator[Tick] = iter_ticks(args.file)
     else:
-        from raytrade.cluster.run import synthetic_ticks
+        from raytrade.cluster.feed_runner import synthetic_ticks
 
         ticks = synthetic_ticks(cfg)
     producer = kafka.producer(backend, bootstrap)

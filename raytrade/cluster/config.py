@@ -40,6 +40,13 @@ class KafkaConfig(_Strict):
     dead_letter_topic: str = Field("ticks.dlq", description="Where rejected messages go, with the reason")
     partitions: int = Field(2, ge=1, le=256, description="Partitions of the ticks topic (one shard each)")
     group_id: str = Field("raytrade-shards", description="Consumer group for committed offsets")
+    roll_records: int | None = Field(
+        None,
+        ge=1000,
+        description="Embedded broker only: write the ticks log as a chain of topics of this many records and "
+        "delete the ones every shard's snapshot has passed (Tansu keeps everything and slows down as it grows); "
+        "null = one topic",
+    )
 
 
 class RayConfig(_Strict):

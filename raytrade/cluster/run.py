@@ -4,16 +4,11 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import signal
 import sys
-import tempfile
-import threading
 import time
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import FrameType
@@ -22,104 +17,42 @@ from urllib.parse import urlsplit
 
 import ray
 
-from raytrade.adapters import kafka
 from raytrade.adapters.embedded_broker import EmbeddedBroker
-from raytrade.adapters.feed import PublishCount, publish
 from raytrade.adapters.ledger import Ledger, is_postgres, sqlite_file
-from raytrade.adapters.market_files import iter_ticks
-from raytrade.adapters.synthetic_market import DEFAULT_SPECS, SymbolSpec, SyntheticMarket
 from raytrade.cluster.config import ConfigError, RunConfig
+from raytrade.cluster.feed_runner import Feed, start_feed
+from raytrade.cluster.local_ray import local_ray
+from raytrade.cluster.ticks_log import GenerationPruner, check_snapshots, create_topics, ticks_log
 from raytrade.cluster.topology import Topology, build, state_dir_for
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.stats import percentile
-from raytrade.domain.ticks import Tick
 from raytrade.training.bootstrap import ensure_model
 from raytrade.training.registry import ModelRegistry
 
+__all__ = ["run", "start_fresh_ledger"]
 
-@dataclass
-class _Feed:
-    """The producer thread and what it sent."""
-
-    thread: threading.Thread | None = None
-    stop: threading.Event = field(default_factory=threading.Event)
-    count: PublishCount = field(default_factory=PublishCount)
-    done: bool = False
-    error: str | None = None
-
-
-def synthetic_ticks(cfg: RunConfig) -> Iterator[Tick]:
-    """The configured synthetic market: default dynamics for the configured instruments."""
-    by_symbol = {s.instrument.symbol: s for s in DEFAULT_SPECS}
-    specs = []
-    for ic in cfg.instruments:
-        base = by_symbol.get(ic.symbol)
-        if base is None:
-            base = SymbolSpec(ic.instrument(), 100.0)
-        specs.append(
-            SymbolSpec(ic.instrument(), base.start_price, base.annual_vol, base.trades_per_second, base.mean_size)
-        )
-    return SyntheticMarket(tuple(specs), seed=cfg.feed.seed).ticks(cfg.feed.simulated_seconds)
-
-
-def _start_feed(cfg: RunConfig, bootstrap: str) -> _Feed:
-    feed = _Feed()
-    if cfg.feed.source == "none":
-        feed.done = True
-        return feed
-    if cfg.feed.source == "file":
-        if not cfg.feed.path:
-            raise ValueError("feed.path is required when feed.source = file")
-        ticks: Iterator[Tick] = iter_ticks(cfg.feed.path)
-    else:
-        ticks = synthetic_ticks(cfg)
-
-    def work() -> None:
-        producer = kafka.producer(cfg.kafka.backend, bootstrap)
-        try:
-            publish(ticks, producer, cfg.kafka.topic, rate=cfg.feed.rate, stop=feed.stop, count=feed.count)
-        except Exception as exc:  # reported in the summary and on the console
-            feed.error = f"{type(exc).__name__}: {exc}"
-        finally:
-            del producer  # release the client's connections before the broker stops
-            feed.done = True
-
-    feed.thread = threading.Thread(target=work, name="raytrade-feed", daemon=True)
-    feed.thread.start()
-    return feed
-
-
-def _create_topics(cfg: RunConfig, bootstrap: str) -> None:
-    """Create the ticks and dead-letter topics; the admin client is released on return."""
-    adm = kafka.admin(cfg.kafka.backend, bootstrap)
-    adm.create_topic(cfg.kafka.topic, cfg.kafka.partitions)
-    adm.create_topic(cfg.kafka.dead_letter_topic, 1)
-    adm.close()
+PRUNE_EVERY_S = 2.0
 
 
 def _interrupt(_signum: int, _frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-def _init_ray(cfg: RunConfig) -> str | None:
-    """Start (or attach to) Ray; return the temp dir we created, if any."""
+def _init_ray(cfg: RunConfig, stack: contextlib.ExitStack) -> None:
+    """Attach to ``ray.address``, or start a local Ray on loopback (stopped and removed by ``stack``)."""
     if cfg.ray.address:
         ray.init(address=cfg.ray.address, log_to_driver=False)
-        return None
-    tmp = tempfile.mkdtemp(prefix="raytrade-ray-")
-    os.environ.setdefault("RAY_TMPDIR", tmp)
-    extra: dict[str, Any] = {}
-    if cfg.ray.metrics_export_port:
-        extra["_metrics_export_port"] = cfg.ray.metrics_export_port
-    ray.init(
-        num_cpus=cfg.ray.num_cpus,
-        object_store_memory=cfg.ray.object_store_mb * 1024 * 1024,
-        include_dashboard=cfg.ray.include_dashboard,
-        log_to_driver=False,
-        _temp_dir=tmp,
-        **extra,
+        stack.callback(ray.shutdown)
+        return
+    r = cfg.ray
+    stack.enter_context(
+        local_ray(
+            r.num_cpus,
+            r.object_store_mb,
+            include_dashboard=r.include_dashboard,
+            metrics_export_port=r.metrics_export_port,
+        )
     )
-    return tmp
 
 
 def _collect(topo: Topology) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:
@@ -131,7 +64,7 @@ def _collect(topo: Topology) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:
 
 
 def _summary(
-    topo: Topology, feed: _Feed, started: float, model_version: str, bootstrap: str, embedded: bool, ledger: str
+    topo: Topology, feed: Feed, started: float, model_version: str, bootstrap: str, embedded: bool, ledger: str
 ) -> dict[str, Any]:
     stats, marks = _collect(topo)
     ex = ray.get(topo.execution.summary.remote(marks))
@@ -178,13 +111,14 @@ def _summary(
     }
 
 
-def _progress(out: TextIO, started: float, feed: _Feed, stats: list[dict[str, Any]]) -> None:
+def _progress(out: TextIO, started: float, feed: Feed, stats: list[dict[str, Any]]) -> None:
     consumed = sum(s["consumed"] for s in stats)
     rejected = sum(sum(s["rejected"].values()) for s in stats)
     orders = sum(s["intents"] for s in stats)
     fills = sum(s["filled"] for s in stats)
+    produced = "external" if feed.external else feed.count.sent
     out.write(
-        f"[{time.monotonic() - started:6.1f}s] produced={feed.count.sent} consumed={consumed} "
+        f"[{time.monotonic() - started:6.1f}s] produced={produced} consumed={consumed} "
         f"rejected={rejected} orders={orders} fills={fills}\n"
     )
     out.flush()
@@ -218,30 +152,38 @@ def start_fresh_ledger(ledger: str) -> None:
 def run(
     cfg: RunConfig, duration_s: float, *, out: TextIO = sys.stderr, progress_every_s: float = 2.0
 ) -> dict[str, Any]:
-    """Run the system for ``duration_s`` or until the feed is fully consumed; return the summary."""
+    """Run the system for ``duration_s`` or until its own feed is fully consumed; return the summary.
+
+    With ``feed.source: none`` the ticks come from elsewhere and the run trades until ``duration_s``
+    or Ctrl-C. Everything started here (broker, Ray) stops with it, a SIGKILL included.
+    """
     started = time.monotonic()
     old_term = signal.signal(signal.SIGTERM, _interrupt)
-    broker: EmbeddedBroker | None = None
     topo: Topology | None = None
-    feed = _Feed()
+    feed = Feed()
+    pruner: GenerationPruner | None = None
     summary: dict[str, Any] = {}
     run_refs: list[Any] = []
     output_dir = Path(cfg.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     ledger = cfg.execution.ledger_path or str(output_dir / "ledger.db")
+    embedded = not cfg.kafka.bootstrap_servers
+    stack = contextlib.ExitStack()
     try:
-        embedded = not cfg.kafka.bootstrap_servers
         if embedded:
             # A new in-memory topic restarts offsets at 0, so order ids restart too: a new ledger
             # (refused if it is a PostgreSQL one holding data), no snapshots, no kill-switch state.
             start_fresh_ledger(ledger)
             shutil.rmtree(state_dir_for(cfg), ignore_errors=True)
-            broker = EmbeddedBroker(log_path=output_dir / "broker.log").start()
+            broker = stack.enter_context(EmbeddedBroker(log_path=output_dir / "broker.log"))
             bootstrap = broker.bootstrap_servers
         else:
             bootstrap = str(cfg.kafka.bootstrap_servers)
         out.write(f"kafka: {bootstrap} ({'embedded tansu' if embedded else 'external'})\n")
-        _create_topics(cfg, bootstrap)
+        log = ticks_log(cfg, bootstrap, embedded)
+        log_id = create_topics(cfg, log)
+        if not embedded:
+            check_snapshots(state_dir_for(cfg), log_id, bootstrap, cfg.kafka.topic)
         m = cfg.model
         model = ensure_model(
             ModelRegistry(m.registry),
@@ -254,54 +196,61 @@ def run(
             rounds=m.rounds,
         )
         out.write(f"model: {model.version}\n")
-        _init_ray(cfg)
+        _init_ray(cfg, stack)
         if cfg.serve.enabled:
-            out.write(f"gateway: {_deploy_gateway(cfg)} (docs at /docs)\n")
+            out.write(f"gateway: {_deploy_gateway(cfg)}\n")
         if cfg.model.scoring == "serve":
             from raytrade.cluster.serving import APP_NAME
             from raytrade.deployments.serve_scorer import ServeScorer
 
             model = ShardModel(ServeScorer(APP_NAME), model.history, model.gate, f"{model.version} via Serve")
-        topo = build(cfg, bootstrap, model, ledger, named=True)
+        topo = build(cfg, bootstrap, model, ledger, named=True, rolling=log.rolling)
         run_refs = [s.run.remote() for s in topo.shards]
-        feed = _start_feed(cfg, bootstrap)
-        next_progress = time.monotonic()
+        if log.rolling:
+            pruner = GenerationPruner(log)
+        feed = start_feed(cfg, log)
+        next_progress = next_prune = time.monotonic()
         while time.monotonic() - started < duration_s:
             stats = ray.get([s.stats.remote() for s in topo.shards])
-            if time.monotonic() >= next_progress:
+            now = time.monotonic()
+            if now >= next_progress:
                 _progress(out, started, feed, stats)
                 next_progress += progress_every_s
+            if pruner is not None and now >= next_prune:
+                pruner.prune(stats)
+                next_prune = now + PRUNE_EVERY_S
             if any(s["error"] for s in stats):
                 break
-            if feed.done and sum(s["consumed"] for s in stats) >= feed.count.sent:
+            if feed.consumed_all(sum(s["consumed"] for s in stats)):
                 break
             ready, _ = ray.wait(run_refs, timeout=0.25)
             if ready:
                 break  # a shard ended on its own: an error, reported below
         feed.stop.set()
         summary = _finish(topo, run_refs, feed, started, model.version, bootstrap, embedded, ledger)
+        if pruner is not None:
+            summary["ticks_log"] = pruner.status()
     except KeyboardInterrupt:
         out.write("interrupted: shutting down\n")
         feed.stop.set()
         if topo is not None:
             with contextlib.suppress(Exception):
-                summary = _finish(topo, run_refs, feed, started, "", "", not cfg.kafka.bootstrap_servers, ledger)
+                summary = _finish(topo, run_refs, feed, started, "", "", embedded, ledger)
         summary["interrupted"] = True
     finally:
         feed.stop.set()
         if feed.thread is not None:
             feed.thread.join(timeout=10)
-        if ray.is_initialized():
-            if cfg.serve.enabled and cfg.ray.address:
-                from ray import serve
+        if pruner is not None:
+            pruner.close()
+        if ray.is_initialized() and cfg.serve.enabled and cfg.ray.address:
+            from ray import serve
 
-                from raytrade.cluster.serving import APP_NAME
+            from raytrade.cluster.serving import APP_NAME
 
-                with contextlib.suppress(Exception):
-                    serve.delete(APP_NAME)  # on a shared cluster: remove our app, leave Serve running
-            ray.shutdown()  # a Ray we started takes Serve down with it
-        if broker is not None:
-            broker.stop()
+            with contextlib.suppress(Exception):
+                serve.delete(APP_NAME)  # on a shared cluster: remove our app, leave Serve running
+        stack.close()  # Ray (a Ray we started takes Serve down with it), then the broker
         signal.signal(signal.SIGTERM, old_term)
     if summary:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
@@ -329,7 +278,7 @@ def _deploy_gateway(cfg: RunConfig) -> str:
 def _finish(
     topo: Topology,
     run_refs: list[Any],
-    feed: _Feed,
+    feed: Feed,
     started: float,
     version: str,
     bootstrap: str,

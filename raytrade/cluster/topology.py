@@ -50,12 +50,15 @@ EXECUTION_NAME = "execution"
 RISK_GATE_NAME = "risk_gate"
 
 
-def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str, *, named: bool = False) -> Topology:
+def build(
+    cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str, *, named: bool = False, rolling: bool = False
+) -> Topology:
     """Start Execution, the RiskGate and one MarketShard per partition (static assignment).
 
     Every actor is restarted by Ray when it dies and recovers its state (see each class).
     ``named``: register Execution and the RiskGate under :data:`EXECUTION_NAME` and
     :data:`RISK_GATE_NAME` in ``cfg.ray.namespace``, where the HTTP gateway finds them.
+    ``rolling``: the ticks topic is a rolled log (the embedded broker with ``kafka.roll_records``).
     """
     names: dict[str, dict[str, str]] = {"execution": {}, "risk_gate": {}}
     if named:
@@ -77,7 +80,7 @@ def build(cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str, *
         cfg.risk.limits(), execution, str(state_dir / "risk_gate.json"), instruments, key
     )
     k = cfg.kafka
-    wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id)
+    wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id, rolling)
     strategy = strategy_from(cfg)
     model_ref = ray.put(model)
     placement = cfg.placement.shards.options()

@@ -24,8 +24,8 @@ class PolicyRunner:
         meta, raw = ModelRegistry(registry).load(name, version, feature_version=FEATURE_VERSION)
         if meta.kind != MODULE_KIND:
             raise RegistryError(f"model {name}/{meta.version} is a {meta.kind!r}, not an RL policy ({MODULE_KIND})")
-        self._dir = tempfile.TemporaryDirectory(prefix="raytrade-policy-")
-        self.module = load_policy_module(raw, Path(self._dir.name))
+        with tempfile.TemporaryDirectory(prefix="raytrade-policy-") as d:  # loaded into memory, then removed
+            self.module = load_policy_module(raw, Path(d))
         self.state = StateInterpreter(np.asarray(meta.extra["obs_mean"]), np.asarray(meta.extra["obs_std"]))
         env = meta.params.get("env", {})
         self.actions = ActionInterpreter(bool(env.get("allow_short", True)))

@@ -17,8 +17,10 @@ import ray
 
 from raytrade.adapters import kafka
 from raytrade.adapters.feed import publish
+from raytrade.adapters.kafka.rolling import RollingProducer
 from raytrade.adapters.ledger import Ledger
 from raytrade.cluster.config import RunConfig, load_config
+from raytrade.cluster.ticks_log import GenerationPruner, TicksLog, create_topics
 from raytrade.cluster.topology import Topology, build
 from raytrade.domain.portfolio import Portfolio
 from raytrade.domain.shard_engine import ShardModel
@@ -127,28 +129,38 @@ def run_feed(
     fault_at: float = 0.4,
     rate: float = 8000.0,
     timeout_s: float = 120.0,
+    roll_records: int | None = None,
 ) -> Outcome:
     """Publish ``ticks`` at ``rate`` to a new topic, trade them, inject ``fault`` once
     ``fault_at`` of them were consumed, wait until every tick is consumed, call ``after``,
-    read the ledger."""
+    read the ledger. ``roll_records``: a rolled log of generations of that many records, the
+    consumed ones deleted as the snapshots pass them (as ``raytrade run`` does on its broker)."""
     topic = f"chaos-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True, exist_ok=True)
     cfg = config(tmp, topic)
-    adm = kafka.admin("confluent", bootstrap)
-    adm.create_topic(topic, cfg.kafka.partitions)
-    adm.create_topic(f"{topic}.dlq", 1)
-    adm.close()
+    log = TicksLog(bootstrap, "confluent", topic, cfg.kafka.partitions, roll_records is not None)
+    create_topics(cfg, log)
     ledger = str(tmp / "ledger.db")
-    topo = build(cfg, bootstrap, scorer, ledger)
+    topo = build(cfg, bootstrap, scorer, ledger, rolling=log.rolling)
     runs = [s.run.remote() for s in topo.shards]
-    producer = kafka.producer("confluent", bootstrap)
+    producer: kafka.Producer = kafka.producer("confluent", bootstrap)
+    pruner = None
+    if roll_records is not None:
+        producer = RollingProducer(producer, log.admin(), topic, cfg.kafka.partitions, roll_records)
+        pruner = GenerationPruner(log)
     feed = threading.Thread(target=publish, args=(ticks, producer, topic), kwargs={"rate": rate}, daemon=True)
     feed.start()
+
+    def progressed(share: float) -> bool:
+        if pruner is not None:
+            pruner.prune(ray.get([s.stats.remote() for s in topo.shards], timeout=60))
+        return consumed(topo) >= share * len(ticks)
+
     try:
         if fault is not None:
-            wait_for(lambda: consumed(topo) >= fault_at * len(ticks), timeout_s, "the fault point")
+            wait_for(lambda: progressed(fault_at), timeout_s, "the fault point")
             fault(topo)
-        wait_for(lambda: consumed(topo) >= len(ticks), timeout_s, f"{len(ticks)} ticks consumed")
+        wait_for(lambda: progressed(1.0), timeout_s, f"{len(ticks)} ticks consumed")
         feed.join(timeout=30)
         # The ledger as the stream left it (``after`` may halt, which cancels open orders).
         outcome = read_ledger(ledger, cfg.execution.initial_cash)
@@ -161,4 +173,7 @@ def run_feed(
         ray.get(runs, timeout=60)
     finally:
         kill_all(topo)
+        if pruner is not None:
+            gate["deleted_generations"] = len(pruner.deleted)
+            pruner.close()
     return Outcome(*outcome, stats, gate)

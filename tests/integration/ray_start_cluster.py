@@ -13,6 +13,7 @@ from pathlib import Path
 import psutil
 
 from raytrade.adapters.embedded_broker import free_port
+from raytrade.adapters.lifeline import MARK_ENV, Watchdog
 
 BIN = Path(sys.executable).parent
 
@@ -23,7 +24,9 @@ class RayStartCluster:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
         self.temp_dir = Path(tempfile.mkdtemp(prefix="rts-"))  # short: Ray's unix socket paths must fit 107 bytes
-        self.env = {**os.environ, **env, "RAY_TMPDIR": str(self.temp_dir)}
+        # `ray start` daemonizes: marked, its processes are killed by a watchdog if this process dies.
+        self.env = {**os.environ, **env, "RAY_TMPDIR": str(self.temp_dir), MARK_ENV: str(self.temp_dir)}
+        self.watchdog = Watchdog()
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
 
@@ -32,6 +35,9 @@ class RayStartCluster:
         return f"http://127.0.0.1:{self.dashboard_port}"
 
     def start(self) -> RayStartCluster:
+        self.watchdog.start()
+        self.watchdog.kill_marked(f"{MARK_ENV}={self.temp_dir}")
+        self.watchdog.remove(self.temp_dir)
         cmd = [
             str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--object-store-memory", str(200 * 1024 * 1024),
             "--port", str(self.gcs_port), "--node-ip-address", "127.0.0.1",
@@ -62,6 +68,7 @@ class RayStartCluster:
     def stop(self) -> None:
         """Stop the processes this cluster started (found by its temp dir), as ``ray stop`` does."""
         stop_marked(str(self.temp_dir))
+        self.watchdog.close()  # whatever is left, and the temp dir
 
 
 def stop_marked(mark: str) -> None:

@@ -22,6 +22,7 @@ import tempfile
 from pathlib import Path
 
 from raytrade.adapters.embedded_broker import EmbeddedBroker
+from raytrade.adapters.lifeline import MARK_ENV, Watchdog
 from tests.integration.ray_start_cluster import stop_marked
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,8 +39,12 @@ def test_orders_cross_nodes_only_through_the_gate_and_a_halt_stops_everything_fa
     ray_tmp = tempfile.mkdtemp(prefix="rt-mn-")  # short: Ray's unix socket paths must fit 107 bytes
     Path(ray_tmp, "ray").mkdir()
     out = tmp_path / "drill.json"
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp}
+    # Marked: if this test process dies, a watchdog kills the drill and its cluster and removes the folder.
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, MARK_ENV: ray_tmp}
     cmd = [sys.executable, "-m", "tests.integration.multinode_drill", broker.bootstrap_servers, str(tmp_path), str(out)]
+    watchdog = Watchdog().start()
+    watchdog.kill_marked(f"{MARK_ENV}={ray_tmp}")
+    watchdog.remove(ray_tmp)
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
     )
@@ -50,6 +55,7 @@ def test_orders_cross_nodes_only_through_the_gate_and_a_halt_stops_everything_fa
         log, _ = proc.communicate()
     finally:
         stop_marked(ray_tmp)
+        watchdog.close()
     assert proc.returncode == 0 and out.exists(), f"drill failed ({proc.returncode}):\n{log[-6000:]}"
     r = json.loads(out.read_text())
 

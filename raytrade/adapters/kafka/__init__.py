@@ -25,15 +25,19 @@ __all__ = [
 ]
 
 
-def producer(backend: Backend, bootstrap: str, **overrides: Any) -> Producer:
-    """A producer of the chosen backend."""
+def producer(backend: Backend, bootstrap: str, *, linger_ms: int | None = None, **overrides: Any) -> Producer:
+    """A producer of the chosen backend (``overrides`` use the backend's own setting names)."""
     if backend == "confluent":
         from raytrade.adapters.kafka.confluent_backend import ConfluentProducer
 
+        if linger_ms is not None:
+            overrides["linger.ms"] = linger_ms
         return ConfluentProducer(bootstrap, **overrides)
     if backend == "kafka-python":
         from raytrade.adapters.kafka.kafka_python_backend import KafkaPythonProducer
 
+        if linger_ms is not None:
+            overrides["linger_ms"] = linger_ms
         return KafkaPythonProducer(bootstrap, **overrides)
     raise ValueError(f"unknown kafka backend {backend!r}, expected one of {BACKENDS}")
 

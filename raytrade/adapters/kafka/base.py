@@ -89,5 +89,8 @@ class Admin(Protocol):
     def delete_topic(self, topic: str) -> None:
         """Delete ``topic`` and its log; succeed quietly if it is absent."""
 
+    def cluster_id(self) -> str | None:
+        """The broker cluster's id (``None`` if it reports none)."""
+
     def close(self) -> None:
         """Release the client."""

@@ -190,6 +190,14 @@ class ConfluentAdmin:
         except confluent_kafka.KafkaException as exc:
             raise KafkaError(f"describe topic {topic}: {exc}") from exc
 
+    def cluster_id(self) -> str | None:
+        """From the metadata response."""
+        try:
+            cid = self._a.list_topics(timeout=10).cluster_id
+        except confluent_kafka.KafkaException as exc:
+            raise KafkaError(f"cluster metadata: {exc}") from exc
+        return str(cid) if cid else None
+
     def delete_topic(self, topic: str) -> None:
         """Delete the topic if it exists."""
         if self.partitions(topic) is None:

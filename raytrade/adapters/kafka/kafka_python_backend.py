@@ -156,6 +156,14 @@ class KafkaPythonAdmin:
         t = self._describe(topic)
         return None if t is None else str(t.get("topic_id"))
 
+    def cluster_id(self) -> str | None:
+        """From DescribeCluster."""
+        try:
+            cid = self._a.describe_cluster().get("cluster_id")
+        except kafka.errors.KafkaError as exc:
+            raise KafkaError(f"describe cluster: {exc}") from exc
+        return str(cid) if cid else None
+
     def delete_topic(self, topic: str) -> None:
         """Delete the topic if it exists."""
         if self.partitions(topic) is None:

@@ -183,6 +183,10 @@ class RollingConsumer:
     def transient_errors(self) -> int:
         return self._retired_errors + self.inner.transient_errors
 
+    @transient_errors.setter
+    def transient_errors(self, value: int) -> None:
+        self._retired_errors = value - self.inner.transient_errors
+
     def _generations(self, force: bool = False) -> Generations:
         if self.index is None:
             raise KafkaError("assign the rolled log before reading it")
@@ -304,6 +308,9 @@ class RollingAdmin:
 
     def topic_id(self, topic: str) -> str | None:
         return self.admin.topic_id(index_topic(topic) if self._is_log(topic) else topic)
+
+    def cluster_id(self) -> str | None:
+        return self.admin.cluster_id()
 
     def delete_topic(self, topic: str) -> None:
         if self._is_log(topic):

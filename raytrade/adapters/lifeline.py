@@ -1,0 +1,167 @@
+"""Nothing outlives its parent: child processes that die with the process that started them.
+
+Two mechanisms, both Linux:
+
+- :func:`die_with_parent` is a ``preexec_fn``: the kernel sends the child SIGKILL when the thread that
+  forked it exits (``prctl(PR_SET_PDEATHSIG)``), however the parent dies, SIGKILL included. Start the
+  child from a long-lived thread (the main thread). Ray does the same for the processes ``ray.init``
+  starts (its "kernel fate sharing").
+- :class:`Watchdog` is a small process holding the read end of a pipe from its parent; when the pipe
+  closes (the parent exited or was killed) it kills the process groups and removes the folders it was
+  given. It covers what a signal cannot: folders, and processes that daemonize or change user.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+PR_SET_PDEATHSIG = 1
+MARK_ENV = "RAYTRADE_LIFELINE_MARK"  # set to a unique value before starting children that must not outlive us
+
+
+def die_with_parent(sig: int = signal.SIGKILL, then: Callable[[], None] | None = None) -> Callable[[], None]:
+    """A ``preexec_fn``: run ``then`` (e.g. dropping privileges, which would clear the setting), then ask the
+    kernel for ``sig`` when the parent dies; exit at once if the parent is already gone."""
+    parent = os.getpid()
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork: the child only calls it
+
+    def preexec() -> None:
+        if then is not None:
+            then()
+        if prctl(PR_SET_PDEATHSIG, sig, 0, 0, 0) != 0:
+            os._exit(70)
+        if os.getppid() != parent:  # the parent died between fork and prctl
+            os._exit(70)
+
+    return preexec
+
+
+class Watchdog:
+    """``with Watchdog() as w: w.kill_group(pgid); w.remove(path)`` — cleaned up however this process ends.
+
+    On a normal exit, :meth:`close` (or leaving the ``with``) triggers the same cleanup at once.
+    """
+
+    def __init__(self) -> None:
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> Watchdog:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "raytrade.adapters.lifeline"],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,  # Ctrl-C goes to our group, not to the watchdog
+            close_fds=True,
+        )
+        return self
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def _tell(self, line: str) -> None:
+        if self._proc is None or self._proc.stdin is None:
+            raise RuntimeError("watchdog not started")
+        self._proc.stdin.write(f"{line}\n".encode())
+        self._proc.stdin.flush()
+
+    def kill_group(self, pgid: int) -> None:
+        """SIGKILL process group ``pgid`` when this process ends."""
+        self._tell(f"group {pgid}")
+
+    def remove(self, path: str | Path) -> None:
+        """Delete ``path`` (a folder) when this process ends."""
+        self._tell(f"path {Path(path).resolve()}")
+
+    def kill_marked(self, mark: str | Path) -> None:
+        """SIGKILL every process whose command line or environment holds ``mark`` (a string only our
+        children carry, e.g. in :data:`MARK_ENV`) when this process ends."""
+        self._tell(f"mark {mark}")
+
+    def close(self, timeout_s: float = 30.0) -> None:
+        """Run the cleanup now and wait for it."""
+        proc, self._proc = self._proc, None
+        if proc is None:
+            return
+        if proc.stdin is not None:
+            proc.stdin.close()
+        try:
+            proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def __enter__(self) -> Watchdog:
+        return self.start()
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def _alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def marked(mark: str) -> list[int]:
+    """PIDs of the processes (other than this one) whose command line or environment contains ``mark``
+    (processes may rewrite their title, but they keep the environment they were started with)."""
+    found = []
+    needle = mark.encode()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == os.getpid():
+            continue
+        for part in ("cmdline", "environ"):
+            try:
+                with open(f"/proc/{entry}/{part}", "rb") as f:
+                    if needle in f.read():
+                        found.append(int(entry))
+                        break
+            except OSError:
+                break
+    return found
+
+
+def _watch() -> None:
+    """The watchdog process: read orders until EOF, then clean up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    orders: dict[str, list[str]] = {"group": [], "path": [], "mark": []}
+    for line in sys.stdin:
+        kind, _, value = line.strip().partition(" ")
+        if kind in orders:
+            orders[kind].append(value)
+    groups = [int(g) for g in orders["group"]]
+    for pgid in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pgid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        pids = [p for m in orders["mark"] for p in marked(m)]
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if not pids and not any(_alive(g) for g in groups):
+            break
+        time.sleep(0.1)
+    for p in orders["path"]:
+        shutil.rmtree(p, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    _watch()
