@@ -30,7 +30,7 @@ import psycopg
 from psycopg import sql
 
 from raytrade.adapters.embedded_broker import free_port
-from raytrade.adapters.lifeline import die_with_parent
+from raytrade.adapters.lifeline import Watchdog, die_with_parent
 
 PG_USER = "raytrade"
 DEFAULT_DB = "raytrade_test"
@@ -113,6 +113,7 @@ class PgServer:
         self.url = ""
         self._as_postgres = os.geteuid() == 0
         self._proc: subprocess.Popen[bytes] | None = None
+        self._watchdog = Watchdog()
 
     @property
     def pid(self) -> int | None:
@@ -140,6 +141,8 @@ class PgServer:
 
     def start(self) -> PgServer:
         self.dir = Path(tempfile.mkdtemp(prefix="rt-pg-"))  # short: the unix socket lives here
+        self._watchdog.start()
+        self._watchdog.remove(self.dir)  # the data, should this process die before stop()
         try:
             if self._as_postgres:
                 try:
@@ -232,6 +235,7 @@ class PgServer:
         finally:
             shutil.rmtree(self.dir, ignore_errors=True)
             self.dir = None
+            self._watchdog.close()
 
     def __enter__(self) -> PgServer:
         return self.start()

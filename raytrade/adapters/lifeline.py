@@ -25,7 +25,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 PR_SET_PDEATHSIG = 1
-MARK_ENV = "RAYTRADE_LIFELINE_MARK"  # set to a unique value before starting children that must not outlive us
 
 
 def die_with_parent(sig: int = signal.SIGKILL, then: Callable[[], None] | None = None) -> Callable[[], None]:
@@ -83,10 +82,10 @@ class Watchdog:
         """Delete ``path`` (a folder) when this process ends."""
         self._tell(f"path {Path(path).resolve()}")
 
-    def kill_marked(self, mark: str | Path) -> None:
-        """SIGKILL every process whose command line or environment holds ``mark`` (a string only our
-        children carry, e.g. in :data:`MARK_ENV`) when this process ends."""
-        self._tell(f"mark {mark}")
+    def kill_marked(self, folder: str | Path) -> None:
+        """SIGKILL every process that names ``folder`` (one only our children use, like Ray's temp folder) in
+        its command line or holds a file in it open, when this process ends."""
+        self._tell(f"mark {Path(folder).resolve()}")
 
     def close(self, timeout_s: float = 30.0) -> None:
         """Run the cleanup now and wait for it."""
@@ -118,23 +117,25 @@ def _alive(pgid: int) -> bool:
     return True
 
 
-def marked(mark: str) -> list[int]:
-    """PIDs of the processes (other than this one) whose command line or environment contains ``mark``
-    (processes may rewrite their title, but they keep the environment they were started with)."""
-    found = []
-    needle = mark.encode()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit() or int(entry) == os.getpid():
-            continue
-        for part in ("cmdline", "environ"):
-            try:
-                with open(f"/proc/{entry}/{part}", "rb") as f:
-                    if needle in f.read():
-                        found.append(int(entry))
-                        break
-            except OSError:
-                break
-    return found
+def _names(pid: str, folder: str) -> bool:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            if folder.encode() in f.read():
+                return True
+        # Processes rewrite their titles (Ray's do) but keep their files open: logs, sockets, even deleted.
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/fd/{fd}").startswith(folder + "/"):
+                    return True
+    except OSError:
+        return False
+    return False
+
+
+def marked(folder: str) -> list[int]:
+    """PIDs of the processes (other than this one) that name ``folder`` or hold a file in it open."""
+    me = str(os.getpid())
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and e != me and _names(e, folder)]
 
 
 def _watch() -> None:

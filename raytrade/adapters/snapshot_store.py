@@ -80,9 +80,20 @@ class SnapshotStore:
         offsets = {int(p): int(o) for p, o in json.loads(row[0]).items()}
         return Snapshot(offsets, bytes(row[1]), int(row[2]), LogId(row[3], row[4]))
 
-    def logs(self) -> dict[str, LogId]:
-        """The log each stored snapshot was taken on, by shard key."""
-        return {r[0]: LogId(r[1], r[2]) for r in self._db.execute("SELECT shard, cluster_id, topic_id FROM snapshots")}
+    @staticmethod
+    def logs(path: str | Path) -> dict[str, LogId]:
+        """The log each snapshot in the file at ``path`` was taken on, by shard key; read only (the file is
+        not changed, whoever it belongs to)."""
+        db = sqlite3.connect(f"file:{Path(path).resolve()}?mode=ro", uri=True)
+        try:
+            columns = {r[1] for r in db.execute("PRAGMA table_info(snapshots)")}
+            if not columns:
+                return {}
+            if not {"cluster_id", "topic_id"} <= columns:  # written before snapshots recorded their log
+                return {r[0]: LogId(None, None) for r in db.execute("SELECT shard FROM snapshots")}
+            return {r[0]: LogId(r[1], r[2]) for r in db.execute("SELECT shard, cluster_id, topic_id FROM snapshots")}
+        finally:
+            db.close()
 
     def close(self) -> None:
         """Close the connection."""

@@ -12,7 +12,7 @@
 - **Processes.** ``ray.init`` starts GCS, the raylet and the dashboard with ``PR_SET_PDEATHSIG``
   (they die with this process) and the raylet's workers exit when it does; its dashboard and
   runtime-env agents do not (measured: alive minutes later, waiting on the dead GCS), so the
-  watchdog kills every process whose command line names our folder.
+  watchdog kills every process that holds a file in our folder open (their logs).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from typing import Any
 import ray
 from ray._private import ray_constants
 
-from raytrade.adapters.lifeline import MARK_ENV, Watchdog
+from raytrade.adapters.lifeline import Watchdog
 
 LOOPBACK = "127.0.0.1"
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
@@ -46,8 +46,7 @@ def local_ray(
     """Start a local single-node Ray bound to loopback; yield its temp folder; shut it down and remove it."""
     root = Path(tempfile.mkdtemp(prefix=prefix))  # 0700
     watchdog = Watchdog().start()
-    os.environ[MARK_ENV] = str(root)  # every Ray process inherits it (they rewrite their titles)
-    watchdog.kill_marked(f"{MARK_ENV}={root}")  # Ray's agents, should they outlive the raylet
+    watchdog.kill_marked(root)  # Ray's agents, should they outlive the raylet (they keep logs open in it)
     watchdog.remove(root)
     os.environ[CLUSTER_MODE_ENV] = "0"  # for the processes Ray starts (they import Ray afresh)
     ray_constants.ENABLE_RAY_CLUSTER = False  # this process imported Ray already
@@ -72,4 +71,3 @@ def local_ray(
             ray.shutdown()
         shutil.rmtree(root, ignore_errors=True)
         watchdog.close()
-        os.environ.pop(MARK_ENV, None)

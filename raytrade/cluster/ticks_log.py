@@ -51,12 +51,7 @@ def check_snapshots(state_dir: Path, current: LogId, bootstrap: str, topic: str)
     incarnation of the topic: their offsets mean nothing here, and resuming from them would trade on
     the wrong messages or die mid-start."""
     for path in sorted(state_dir.glob("shard-*.db")):
-        store = SnapshotStore(path)
-        try:
-            logs = store.logs()
-        finally:
-            store.close()
-        for shard, taken in logs.items():
+        for shard, taken in SnapshotStore.logs(path).items():
             if taken != current:
                 raise ConfigError(
                     f"{state_dir}: the snapshot of shard {shard!r} was taken on another log ({taken}) than the "

@@ -126,3 +126,35 @@ def test_ctrl_c_shuts_down_cleanly(tmp_path: Path) -> None:
     assert summary["interrupted"] is True
     assert summary["ticks_consumed"] > 0
     assert_all_gone(seen)
+
+
+@pytest.mark.slow
+def test_the_embedded_log_rolls_and_stays_small_while_trading(tmp_path: Path) -> None:
+    """The short version of scripts/soak_embedded.py: generations of 30,000 ticks at the default 3,000 ticks/s,
+    the consumed ones deleted while trading; lag stays within a few batches, the broker stays small."""
+    env = {**env_for(tmp_path), "RAYTRADE__KAFKA__ROLL_RECORDS": "30000"}
+    proc = subprocess.Popen(
+        [*RAYTRADE, "run", "--config", str(REPO / "configs" / "default.yaml"), "--duration", "60"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    broker_rss: list[int] = []
+    lags: list[int] = []
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "consumed=" in line:
+            produced, consumed = (int(line.split(f"{k}=")[1].split()[0]) for k in ("produced", "consumed"))
+            lags.append(produced - consumed)
+            for p in psutil.Process(proc.pid).children(recursive=True):
+                if p.name() == "tansu":
+                    broker_rss.append(p.memory_info().rss)
+    out, err = proc.communicate()
+    assert proc.returncode == 0, err[-3000:]
+    summary = json.loads(out)
+    generations = summary["ticks_log"]
+    assert summary["ticks_consumed"] == summary["ticks_produced"] > 120_000
+    assert (
+        generations["open_generation"] >= 4 and generations["deleted_generations"] >= generations["open_generation"] - 2
+    )
+    assert max(lags[len(lags) // 3 :]) < 5_000, lags  # bounded once warm (a second and a half of feed)
+    assert max(broker_rss) < 300 * 2**20, broker_rss
+    assert summary["reconciliation"]["ok"] and summary["shard_errors"] == []

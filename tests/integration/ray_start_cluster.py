@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 
 from raytrade.adapters.embedded_broker import free_port
-from raytrade.adapters.lifeline import MARK_ENV, Watchdog
+from raytrade.adapters.lifeline import Watchdog
 
 BIN = Path(sys.executable).parent
 
@@ -24,8 +24,9 @@ class RayStartCluster:
     def __init__(self, root: Path, env: dict[str, str]) -> None:
         self.root = root
         self.temp_dir = Path(tempfile.mkdtemp(prefix="rts-"))  # short: Ray's unix socket paths must fit 107 bytes
-        # `ray start` daemonizes: marked, its processes are killed by a watchdog if this process dies.
-        self.env = {**os.environ, **env, "RAY_TMPDIR": str(self.temp_dir), MARK_ENV: str(self.temp_dir)}
+        # `ray start` daemonizes: its processes are found by their files in temp_dir and killed by a watchdog
+        # if this process dies.
+        self.env = {**os.environ, **env, "RAY_TMPDIR": str(self.temp_dir)}
         self.watchdog = Watchdog()
         self.gcs_port = free_port()
         self.dashboard_port = free_port()
@@ -36,7 +37,7 @@ class RayStartCluster:
 
     def start(self) -> RayStartCluster:
         self.watchdog.start()
-        self.watchdog.kill_marked(f"{MARK_ENV}={self.temp_dir}")
+        self.watchdog.kill_marked(self.temp_dir)
         self.watchdog.remove(self.temp_dir)
         cmd = [
             str(BIN / "ray"), "start", "--head", "--num-cpus", "2", "--object-store-memory", str(200 * 1024 * 1024),

@@ -22,7 +22,7 @@ import tempfile
 from pathlib import Path
 
 from raytrade.adapters.embedded_broker import EmbeddedBroker
-from raytrade.adapters.lifeline import MARK_ENV, Watchdog
+from raytrade.adapters.lifeline import Watchdog
 from tests.integration.ray_start_cluster import stop_marked
 
 REPO = Path(__file__).resolve().parents[2]
@@ -40,10 +40,10 @@ def test_orders_cross_nodes_only_through_the_gate_and_a_halt_stops_everything_fa
     Path(ray_tmp, "ray").mkdir()
     out = tmp_path / "drill.json"
     # Marked: if this test process dies, a watchdog kills the drill and its cluster and removes the folder.
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp, MARK_ENV: ray_tmp}
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_TMPDIR": ray_tmp}
     cmd = [sys.executable, "-m", "tests.integration.multinode_drill", broker.bootstrap_servers, str(tmp_path), str(out)]
     watchdog = Watchdog().start()
-    watchdog.kill_marked(f"{MARK_ENV}={ray_tmp}")
+    watchdog.kill_marked(ray_tmp)
     watchdog.remove(ray_tmp)
     proc = subprocess.Popen(
         cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True
