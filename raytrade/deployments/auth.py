@@ -122,9 +122,11 @@ def verify_token(secret: str, authorization: str | None, *, audience: str = AUDI
         raise AuthError(401, f"token's 'jti' must be a string of 1 to {MAX_CLAIM_CHARS} characters")
     # The lifetime cap holds at verification too: a token signed with a far-away 'exp' (by a
     # script with the secret, or before the cap existed) is refused, not trusted for decades.
-    if not isinstance(iat, int) or not isinstance(exp, int) or exp - iat > MAX_TTL_S:
+    if not isinstance(iat, int | float) or not isinstance(exp, int | float) or isinstance(iat, bool):
+        raise AuthError(401, "token's 'iat' and 'exp' must be numbers")
+    if exp - iat > MAX_TTL_S:
         raise AuthError(401, f"token lifetime exceeds the {MAX_TTL_S // 86_400}-day cap: issue a new one")
-    return Claims(sub, Role[role], jti, exp, iat)
+    return Claims(sub, Role[role], jti, int(exp), int(iat))
 
 
 def require(claims: Claims, needed: Role) -> None:

@@ -219,6 +219,7 @@ class Gateway:
         self.scoring = "handle"
         self.local: Scorer | None = None
         self.swap_error: str | None = None
+        self.configured = False
         self.user_config: dict[str, Any] = {"scoring": "handle"}
         self.ensemble = ensemble
         self.policy = policy
@@ -245,13 +246,13 @@ class Gateway:
             if user_config["scoring"] == "local":
                 local = Scorer(ModelSpec.from_user_config(user_config["model"]))
         except Exception as exc:
-            if self.user_config.get("scoring") == "local" and self.local is None:
+            if not self.configured:
                 raise  # the first configuration: a deployment that cannot score must not start
             self.swap_error = f"{type(exc).__name__}: {exc}"[:500]
             log.error("gateway kept %s: the new configuration failed: %s", self._label(), self.swap_error)
             return
         self.local, self.scoring, self.user_config = local, user_config["scoring"], dict(user_config)
-        self.swap_error = None
+        self.swap_error, self.configured = None, True
 
     def _label(self) -> str | None:
         return self.local.label if self.local is not None else None

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from decimal import Decimal
 from pathlib import Path
@@ -68,6 +69,7 @@ def assert_all_gone(pids: set[int], timeout_s: float = 20.0) -> None:
 
 @pytest.mark.slow
 def test_run_30s_summary_matches_ledger(tmp_path: Path) -> None:
+    folders = set(Path(tempfile.gettempdir()).glob("raytrade-*"))
     proc = start_run(tmp_path, 30)
     seen: set[int] = set()
     while proc.poll() is None:
@@ -80,6 +82,7 @@ def test_run_30s_summary_matches_ledger(tmp_path: Path) -> None:
     assert summary == json.loads((tmp_path / "out" / "summary.json").read_text())
     assert seen, "the run should have started Ray and the broker as child processes"
     assert_all_gone(seen)
+    assert set(Path(tempfile.gettempdir()).glob("raytrade-*")) <= folders, "the run's temp folder outlived it"
 
     assert summary["ticks_consumed"] > 20_000
     assert summary["ticks_consumed"] == summary["ticks_accepted"] + summary["ticks_rejected"]
