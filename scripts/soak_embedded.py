@@ -72,11 +72,14 @@ def soak(label: str, seconds: float, out_dir: Path, env: dict[str, str]) -> dict
         except psutil.NoSuchProcess:
             break
         rss: dict[str, float] = {}
+        by_process: dict[str, float] = {}
         broker_cpu = 0.0
         for p in tree:
             try:
                 kind = _kind(p)
-                rss[kind] = rss.get(kind, 0.0) + p.memory_info().rss / 2**20
+                mb = p.memory_info().rss / 2**20
+                rss[kind] = rss.get(kind, 0.0) + mb
+                by_process[p.name()] = round(by_process.get(p.name(), 0.0) + mb, 1)
                 if kind == "broker":
                     t = p.cpu_times()
                     used = t.user + t.system
@@ -87,6 +90,7 @@ def soak(label: str, seconds: float, out_dir: Path, env: dict[str, str]) -> dict
         samples.append({
             "t": round(time.monotonic() - t0, 1), "produced": last["produced"], "consumed": last["consumed"],
             "lag": last["produced"] - last["consumed"], "rss_mb": {k: round(v, 1) for k, v in rss.items()},
+            "rss_mb_by_process": by_process,
             "broker_cpu_pct": round(broker_cpu, 1),
         })  # fmt: skip
     proc.wait()
@@ -122,7 +126,15 @@ def summarize(samples: list[dict[str, Any]]) -> dict[str, Any]:
                            "max": max(s["broker_cpu_pct"] for s in samples)},
         "total_rss_mb": {"first": round(total[0], 1), "last": round(total[-1], 1), "max": round(max(total), 1),
                          "slope_mb_per_h": round((total[-1] - total[0]) / hours, 1)},
+        "rss_growth_mb_by_process": _growth(samples[0], samples[-1]),
     }  # fmt: skip
+
+
+def _growth(first: dict[str, Any], last: dict[str, Any]) -> dict[str, float]:
+    """RSS change of each process (by name) from the first sample to the last, largest first."""
+    a, b = first.get("rss_mb_by_process", {}), last.get("rss_mb_by_process", {})
+    grown = {name: round(b.get(name, 0.0) - a.get(name, 0.0), 1) for name in set(a) | set(b)}
+    return dict(sorted(grown.items(), key=lambda kv: -abs(kv[1])))
 
 
 def main() -> None:

@@ -84,7 +84,8 @@ class Watchdog:
 
     def kill_marked(self, folder: str | Path) -> None:
         """SIGKILL every process that names ``folder`` (one only our children use, like Ray's temp folder) in
-        its command line or holds a file in it open, when this process ends."""
+        its command line or holds a file in it open, when this process ends (this process itself excepted,
+        should it still be alive)."""
         self._tell(f"mark {Path(folder).resolve()}")
 
     def close(self, timeout_s: float = 30.0) -> None:
@@ -132,16 +133,17 @@ def _names(pid: str, folder: str) -> bool:
     return False
 
 
-def marked(folder: str) -> list[int]:
-    """PIDs of the processes (other than this one) that name ``folder`` or hold a file in it open."""
-    me = str(os.getpid())
-    return [int(e) for e in os.listdir("/proc") if e.isdigit() and e != me and _names(e, folder)]
+def marked(folder: str, spare: tuple[int, ...] = ()) -> list[int]:
+    """PIDs of the processes (other than this one and ``spare``) that name ``folder`` or hold a file in it open."""
+    skip = {str(os.getpid()), *(str(p) for p in spare)}
+    return [int(e) for e in os.listdir("/proc") if e.isdigit() and e not in skip and _names(e, folder)]
 
 
 def _watch() -> None:
     """The watchdog process: read orders until EOF, then clean up."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    parent = os.getppid()  # on a normal close it is alive, and may hold files in a marked folder (Ray's driver)
     orders: dict[str, list[str]] = {"group": [], "path": [], "mark": []}
     for line in sys.stdin:
         kind, _, value = line.strip().partition(" ")
@@ -153,7 +155,7 @@ def _watch() -> None:
             os.killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        pids = [p for m in orders["mark"] for p in marked(m)]
+        pids = [p for m in orders["mark"] for p in marked(m, spare=(parent,))]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
