@@ -31,6 +31,10 @@ from ray._private import ray_constants
 from raytrade.adapters.lifeline import Watchdog
 
 LOOPBACK = "127.0.0.1"
+# GCS keeps the events of this many tasks (actor calls) for the state API and the dashboard, then
+# overwrites the oldest. Ray's default of 100,000 made GCS grow ~340 MB an hour at the embedded
+# default's ~50 actor calls a second (scripts/soak_embedded.py).
+TASK_EVENTS_KEPT = 10_000
 CLUSTER_MODE_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 
 
@@ -63,6 +67,7 @@ def local_ray(
             log_to_driver=False,
             _node_ip_address=LOOPBACK,
             _temp_dir=str(temp),
+            _system_config={"task_events_max_num_task_in_gcs": TASK_EVENTS_KEPT},
             **extra,
         )
         yield temp
