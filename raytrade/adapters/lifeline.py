@@ -7,8 +7,9 @@ Two mechanisms, both Linux:
   child from a long-lived thread (the main thread). Ray does the same for the processes ``ray.init``
   starts (its "kernel fate sharing").
 - :class:`Watchdog` is a small process holding the read end of a pipe from its parent; when the pipe
-  closes (the parent exited or was killed) it kills the process groups and removes the folders it was
-  given. It covers what a signal cannot: folders, and processes that daemonize or change user.
+  closes (the parent exited or was killed) it kills the processes that use the folders it was given and
+  removes the folders. It covers what a signal cannot: folders, and processes that daemonize (``ray
+  start``) or that a child started without passing the signal on (Ray's agents).
 """
 
 from __future__ import annotations
@@ -45,7 +46,7 @@ def die_with_parent(sig: int = signal.SIGKILL, then: Callable[[], None] | None =
 
 
 class Watchdog:
-    """``with Watchdog() as w: w.kill_group(pgid); w.remove(path)`` — cleaned up however this process ends.
+    """``with Watchdog() as w: w.kill_marked(folder); w.remove(folder)`` — cleaned up however this process ends.
 
     On a normal exit, :meth:`close` (or leaving the ``with``) triggers the same cleanup at once.
     """
@@ -73,10 +74,6 @@ class Watchdog:
             raise RuntimeError("watchdog not started")
         self._proc.stdin.write(f"{line}\n".encode())
         self._proc.stdin.flush()
-
-    def kill_group(self, pgid: int) -> None:
-        """SIGKILL process group ``pgid`` when this process ends."""
-        self._tell(f"group {pgid}")
 
     def remove(self, path: str | Path) -> None:
         """Delete ``path`` (a folder) when this process ends."""
@@ -108,16 +105,6 @@ class Watchdog:
         self.close()
 
 
-def _alive(pgid: int) -> bool:
-    try:
-        os.killpg(pgid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _names(pid: str, folder: str) -> bool:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -144,22 +131,18 @@ def _watch() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     parent = os.getppid()  # on a normal close it is alive, and may hold files in a marked folder (Ray's driver)
-    orders: dict[str, list[str]] = {"group": [], "path": [], "mark": []}
+    orders: dict[str, list[str]] = {"path": [], "mark": []}
     for line in sys.stdin:
         kind, _, value = line.strip().partition(" ")
         if kind in orders:
             orders[kind].append(value)
-    groups = [int(g) for g in orders["group"]]
-    for pgid in groups:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pgid, signal.SIGKILL)
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         pids = [p for m in orders["mark"] for p in marked(m, spare=(parent,))]
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        if not pids and not any(_alive(g) for g in groups):
+        if not pids:
             break
         time.sleep(0.1)
     for p in orders["path"]:

@@ -11,7 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from ray.serve import Application
 
 from raytrade.deployments.ensemble import Ensemble, Policy
-from raytrade.deployments.gateway import Gateway, GatewaySettings, default_revocations
+from raytrade.deployments.gateway import Gateway
+from raytrade.deployments.gateway_api import GatewaySettings, default_revocations
 from raytrade.deployments.rate_limit import RouteLimits
 
 

@@ -1,44 +1,51 @@
 """The HTTP gateway: versioned FastAPI ingress for inference and for controlling the running engine.
 
 Every route's caller, role, rate limit and body cap are checked by :mod:`raytrade.deployments.guard`
-from the headers alone, before the body is read (the table :data:`ROUTES`); ``/health``, ``/metrics``
-and ``/openapi.json`` are open and limited per client address. The engine's RiskGate and Execution
-are found by name in the configured Ray namespace (``raytrade run --serve`` names them).
+from the headers alone, before the body is read (the table ``ROUTES`` in
+:mod:`raytrade.deployments.gateway_api`); ``/health``, ``/metrics`` and ``/openapi.json`` are open and
+limited per client address. The engine's RiskGate and Execution are found by name in the configured
+Ray namespace (``raytrade run --serve`` names them).
 
-Serve freezes a copy of ``api`` (and the handlers, by value) when the class is decorated, so
-everything a handler uses is defined above the class, and there is no ``from __future__ import
-annotations``: FastAPI re-reads the handlers' annotations in the replica, where strings would not resolve.
+No ``from __future__ import annotations`` here: FastAPI re-reads the handlers' annotations in the
+replica (Serve ships the class by value), where strings would not resolve.
 """
 
 import logging
 import os
 import time
 import uuid
-from collections.abc import Iterator
 from decimal import Decimal
-from pathlib import Path as FilePath
 from typing import Annotated, Any
 
 import numpy as np
 import orjson
 import polars as pl
 import ray
-from fastapi import Body, Depends, FastAPI, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
+from fastapi import Body, Path, Query
 from fastapi.responses import JSONResponse, Response
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from pydantic import BaseModel, ConfigDict, Field
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from raytrade.cluster.topology import EXECUTION_NAME, RISK_GATE_NAME
 from raytrade.deployments import activation, gateway_metrics, guard
-from raytrade.deployments.activation import ENSEMBLE, GATEWAY, POLICY, ActivationError
-from raytrade.deployments.auth import AUDIENCE, AuthError, Claims, Role, TokenCache, secret_from_env
-from raytrade.deployments.guard import CLAIMS_KEY, Guard, GuardMiddleware, RoutePolicy, RouteTable
-from raytrade.deployments.json_body import StrictJsonRoute, bounded_errors
-from raytrade.deployments.rate_limit import RouteLimiter, RouteLimits
+from raytrade.deployments.activation import ENSEMBLE, GATEWAY, POLICY
+from raytrade.deployments.auth import Role, TokenCache, secret_from_env
+from raytrade.deployments.gateway_api import (
+    ROUTES,
+    Caller,
+    EngineUnavailableError,
+    GatewaySettings,
+    HaltRequest,
+    api,
+    check_routes,
+    error,
+    field_error,
+    manual_owner,
+    report_json,
+)
+from raytrade.deployments.guard import Guard, RouteTable
+from raytrade.deployments.rate_limit import RouteLimiter
 from raytrade.deployments.revocation import RevocationList
 from raytrade.deployments.schemas import (
     ActivateRequest,
@@ -52,158 +59,12 @@ from raytrade.deployments.schemas import (
     RevokeRequest,
 )
 from raytrade.deployments.scoring import ModelSpec, Scorer, feature_rows_from_bars
-from raytrade.domain.orders import OrderIntent, OrderReport, OrderType, Side, TimeInForce
-from raytrade.training.registry import ModelRegistry, RegistryError
+from raytrade.domain.orders import OrderIntent, OrderType, Side, TimeInForce
+from raytrade.training.registry import ModelRegistry
 
-__all__ = ["ENSEMBLE", "GATEWAY", "POLICY", "ROUTES", "Gateway", "GatewaySettings", "api"]
+__all__ = ["ENSEMBLE", "GATEWAY", "POLICY", "Gateway"]
 
 log = logging.getLogger(__name__)
-KB = 1024
-
-# Who may call what, its rate-limit class and its largest body. Every route of ``api`` must be here
-# (checked when a replica starts): a route without a policy would be a route without auth.
-ROUTES: dict[str, RoutePolicy] = {
-    "POST /v1/predict": RoutePolicy(Role.viewer, "inference", 512 * KB),
-    "POST /v1/policy": RoutePolicy(Role.viewer, "inference", 4 * KB),
-    "GET /v1/positions": RoutePolicy(Role.viewer, "read"),
-    "GET /v1/orders": RoutePolicy(Role.viewer, "read"),
-    "POST /v1/orders": RoutePolicy(Role.trader, "orders", 4 * KB),
-    "DELETE /v1/orders/{order_id}": RoutePolicy(Role.trader, "orders"),
-    "GET /v1/risk": RoutePolicy(Role.viewer, "read"),
-    "POST /v1/risk/halt": RoutePolicy(Role.admin, "control", 4 * KB),
-    "POST /v1/risk/resume": RoutePolicy(Role.admin, "control", 4 * KB),
-    "GET /v1/models": RoutePolicy(Role.viewer, "read"),
-    "POST /v1/models/{version}/activate": RoutePolicy(Role.admin, "control", 4 * KB),
-    "POST /v1/auth/revoke": RoutePolicy(Role.admin, "control", 4 * KB),
-    "GET /v1/health": RoutePolicy(Role.viewer, "read"),
-    "GET /health": RoutePolicy(None, "open"),
-    "GET /metrics": RoutePolicy(None, "open"),
-    "GET /openapi.json": RoutePolicy(None, "open"),
-}
-
-
-class GatewaySettings(BaseModel):
-    """The gateway's own settings (``args`` of the Serve application)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    registry: str = Field(description="Model registry (directory or file:// URI) listed and activated from")
-    namespace: str = Field("raytrade", description="Ray namespace of the engine's named actors")
-    audience: str = Field(AUDIENCE, description="Expected JWT audience")
-    limits: RouteLimits = Field(RouteLimits(), description="Rate limits per route class")
-    revocations: str = Field(description="The revoked-tokens file, shared by every replica")
-    swap_timeout_s: float = Field(60.0, gt=0, description="How long an activation waits for every replica")
-
-
-class EngineUnavailableError(Exception):
-    """The trading engine's actors are not reachable."""
-
-
-class HaltRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    reason: str = Field("manual halt", min_length=1, max_length=500)
-
-
-api = FastAPI(
-    title="raytrade gateway",
-    version="1",
-    description="Inference (ensemble, RL policy) and control (orders, risk, kill switch, models) of raytrade.",
-    docs_url=None,  # the Swagger/ReDoc pages load scripts from a CDN; /openapi.json is served
-    redoc_url=None,
-)
-api.router.route_class = StrictJsonRoute
-bearer = HTTPBearer(auto_error=False, description="JWT from `raytrade token --role viewer|trader|admin`")
-
-
-def caller(request: Request, _: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Claims:
-    """The claims the guard verified for this request (``bearer`` documents the scheme in OpenAPI)."""
-    claims = request.scope.get(CLAIMS_KEY)
-    if not isinstance(claims, Claims):
-        raise AuthError(401, "no verified credentials for this request")
-    return claims
-
-
-Caller = Annotated[Claims, Depends(caller)]
-
-
-def _error(status: int, detail: str, headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-
-
-api.add_middleware(GuardMiddleware)
-api.add_middleware(gateway_metrics.MeasureRequests)  # outermost: refusals are counted too
-
-
-@api.exception_handler(RequestValidationError)
-async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
-    # Field, message and type only (echoing the input back leaks payloads and NaN is not JSON), and
-    # a bounded number of them.
-    return JSONResponse(bounded_errors(list(exc.errors())), status_code=422)
-
-
-@api.exception_handler(AuthError)
-async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
-    return _error(exc.status, exc.message, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
-
-
-@api.exception_handler(EngineUnavailableError)
-async def _engine_down(_: Request, exc: EngineUnavailableError) -> JSONResponse:
-    return _error(503, str(exc))
-
-
-@api.exception_handler(ActivationError)
-async def _activation(_: Request, exc: ActivationError) -> JSONResponse:
-    return _error(exc.status, exc.message)
-
-
-@api.exception_handler(RegistryError)
-async def _registry_error(_: Request, exc: RegistryError) -> JSONResponse:
-    return _error(409, str(exc))
-
-
-def _report_json(report: OrderReport) -> dict[str, Any]:
-    return {
-        "order_id": report.order_id,
-        "status": report.status.value,
-        "reason": report.reason,
-        "filled_qty": str(report.filled_qty),
-        "fills": [
-            {"fill_id": f.fill_id, "qty": str(f.qty), "price": str(f.price), "fee": str(f.fee)} for f in report.fills
-        ],
-    }
-
-
-def _field_error(loc: list[str], msg: str) -> JSONResponse:
-    return JSONResponse({"detail": [{"loc": loc, "msg": msg, "type": "value_error"}]}, status_code=422)
-
-
-def manual_owner(subject: str) -> str:
-    """The strategy name of a subject's manual orders (who may cancel them)."""
-    return f"manual:{subject}"
-
-
-def default_revocations(registry: str) -> str:
-    """The revoked-tokens file next to the registry (``var/models`` -> ``var/revoked_tokens.json``)."""
-    root = registry.removeprefix("file://")
-    return str(FilePath(root).resolve().parent / "revoked_tokens.json")
-
-
-def _endpoints(routes: list[Any]) -> Iterator[str]:
-    for r in routes:
-        methods = getattr(r, "methods", None)
-        if methods:
-            yield from (f"{m} {r.path}" for m in methods if m != "HEAD")
-        elif hasattr(r, "original_router"):  # an included router (Serve mounts the class's routes on one)
-            yield from _endpoints(r.original_router.routes)
-
-
-def check_routes(app: FastAPI, routes: dict[str, RoutePolicy]) -> None:
-    """Every route of ``app`` has a policy in ``routes`` and every policy a route (else ``ValueError``)."""
-    served = set(_endpoints(app.routes))
-    missing, stale = sorted(served - set(routes)), sorted(set(routes) - served)
-    if missing or stale:
-        raise ValueError(f"gateway routes without a policy: {missing}; policies without a route: {stale}")
 
 
 @serve.deployment(max_ongoing_requests=64, ray_actor_options={"num_cpus": 0})
@@ -294,7 +155,7 @@ class Gateway:
             else:
                 result = await self.ensemble.predict.remote(rows)
         except ValueError as exc:
-            return _field_error(["body", "features" if body.features is not None else "bars"], str(exc))
+            return field_error(["body", "features" if body.features is not None else "bars"], str(exc))
         return Response(orjson.dumps(result), media_type="application/json")  # validated shape; skips re-serializing
 
     @api.post("/v1/policy", response_model=PolicyResponse, tags=["inference"])
@@ -303,7 +164,7 @@ class Gateway:
         try:
             return await self.policy.act.remote(np.asarray(body.features, dtype=np.float64), body.position)
         except LookupError as exc:
-            return _error(503, str(exc).splitlines()[-1])
+            return error(503, str(exc).splitlines()[-1])
 
     @api.get("/v1/positions", tags=["engine"])
     async def positions(self, _: Caller) -> dict[str, Any]:
@@ -328,13 +189,13 @@ class Gateway:
         """A manual order; the RiskGate decides on it like on any other. Its owner is ``manual:<subject>``."""
         symbols: list[str] = await self._call(EXECUTION_NAME, "symbols")
         if body.symbol not in symbols:
-            return _field_error(["body", "symbol"], f"unknown symbol {body.symbol!r}; tradable: {symbols}")
+            return field_error(["body", "symbol"], f"unknown symbol {body.symbol!r}; tradable: {symbols}")
         price = body.ref_price
         if price is None:
             _, marks, _ = await self._call(EXECUTION_NAME, "positions")
             price = marks.get(body.symbol)
             if price is None:
-                return _error(409, f"no fill price for {body.symbol} yet: give ref_price")
+                return error(409, f"no fill price for {body.symbol} yet: give ref_price")
         now = time.time_ns()
         try:
             intent = OrderIntent(
@@ -353,9 +214,9 @@ class Gateway:
                 body.stop_price,
             )
         except ValueError as exc:
-            return _field_error(["body"], str(exc))
+            return field_error(["body"], str(exc))
         reply = await self._call(RISK_GATE_NAME, "submit", [intent])
-        return _report_json(reply.reports[0])
+        return report_json(reply.reports[0])
 
     @api.delete("/v1/orders/{order_id}", response_model=OrderResponse, tags=["engine"])
     async def cancel_order(self, order_id: Annotated[str, Path(max_length=200)], claims: Caller) -> Any:
@@ -365,10 +226,10 @@ class Gateway:
         try:
             report = await self._call(RISK_GATE_NAME, "cancel", order_id, claims.subject, owner)
         except KeyError:
-            return _error(404, f"no working order {order_id}")
+            return error(404, f"no working order {order_id}")
         except PermissionError as exc:
-            return _error(403, str(exc).splitlines()[-1].split(": ", 1)[-1])
-        return _report_json(report)
+            return error(403, str(exc).splitlines()[-1].split(": ", 1)[-1])
+        return report_json(report)
 
     @api.get("/v1/risk", tags=["risk"])
     async def risk(self, _: Caller) -> dict[str, Any]:

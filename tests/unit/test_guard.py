@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from raytrade.deployments import gateway  # noqa: F401 (its class's methods are the app's routes)
 from raytrade.deployments.auth import Claims, Role, TokenCache, issue_token
-from raytrade.deployments.gateway import ROUTES, api, check_routes
+from raytrade.deployments.gateway_api import ROUTES, api, check_routes
 from raytrade.deployments.guard import Guard, RoutePolicy, RouteTable
 from raytrade.deployments.json_body import DuplicateKeyError, bounded_errors, loads_strict
 from raytrade.deployments.rate_limit import Limit, RouteLimiter, RouteLimits
