@@ -65,10 +65,6 @@ class Watchdog:
         )
         return self
 
-    @property
-    def pid(self) -> int | None:
-        return self._proc.pid if self._proc is not None else None
-
     def _tell(self, line: str) -> None:
         if self._proc is None or self._proc.stdin is None:
             raise RuntimeError("watchdog not started")

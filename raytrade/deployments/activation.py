@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from raytrade.deployments import serve_control
+from raytrade.deployments.errors import StatusError
 from raytrade.deployments.policy_runner import PolicyRunner
 from raytrade.deployments.scoring import ModelSpec, Scorer
 from raytrade.domain.features import FEATURE_NAMES
@@ -35,13 +36,8 @@ ENSEMBLE = "Ensemble"
 POLICY = "Policy"
 
 
-class ActivationError(Exception):
+class ActivationError(StatusError):
     """The version cannot be served: ``status`` 404 (absent) or 409 (refused, or failed and rolled back)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

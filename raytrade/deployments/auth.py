@@ -10,6 +10,8 @@ from enum import IntEnum
 
 import jwt
 
+from raytrade.deployments.errors import StatusError
+
 SECRET_ENV = "RAYTRADE_JWT_SECRET"
 AUDIENCE = "raytrade-gateway"
 ISSUER = "raytrade"
@@ -27,13 +29,8 @@ class Role(IntEnum):
     admin = 3
 
 
-class AuthError(Exception):
+class AuthError(StatusError):
     """A request's credentials are refused: ``status`` 401 (who are you?) or 403 (not allowed)."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)

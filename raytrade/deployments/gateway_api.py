@@ -17,8 +17,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel, ConfigDict, Field
 
 from raytrade.deployments import gateway_metrics
-from raytrade.deployments.activation import ActivationError
 from raytrade.deployments.auth import AUDIENCE, AuthError, Claims, Role
+from raytrade.deployments.errors import StatusError
 from raytrade.deployments.guard import CLAIMS_KEY, GuardMiddleware, RoutePolicy
 from raytrade.deployments.json_body import StrictJsonRoute, bounded_errors
 from raytrade.deployments.rate_limit import RouteLimits
@@ -109,19 +109,15 @@ async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
     return JSONResponse(bounded_errors(list(exc.errors())), status_code=422)
 
 
-@api.exception_handler(AuthError)
-async def _auth_error(_: Request, exc: AuthError) -> JSONResponse:
-    return error(exc.status, exc.message, {"WWW-Authenticate": "Bearer"} if exc.status == 401 else None)
+@api.exception_handler(StatusError)
+async def _refused(_: Request, exc: StatusError) -> JSONResponse:
+    unauthenticated = isinstance(exc, AuthError) and exc.status == 401
+    return error(exc.status, exc.message, {"WWW-Authenticate": "Bearer"} if unauthenticated else None)
 
 
 @api.exception_handler(EngineUnavailableError)
 async def _engine_down(_: Request, exc: EngineUnavailableError) -> JSONResponse:
     return error(503, str(exc))
-
-
-@api.exception_handler(ActivationError)
-async def _activation(_: Request, exc: ActivationError) -> JSONResponse:
-    return error(exc.status, exc.message)
 
 
 @api.exception_handler(RegistryError)

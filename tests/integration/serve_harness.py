@@ -84,7 +84,6 @@ class ServedApp:
     topo: Topology
     topic: str
     bootstrap: str
-    namespace: str
 
 
 @contextmanager
@@ -113,7 +112,7 @@ def served_app(tmp: Path, broker: EmbeddedBroker, **app_args: Any) -> Iterator[S
     for shard in topo.shards:  # consume ticks: bars reach the paper broker, orders trade
         shard.run.remote()
     try:
-        yield ServedApp(url, reg, topo, topic, broker.bootstrap_servers, cfg.ray.namespace)
+        yield ServedApp(url, reg, topo, topic, broker.bootstrap_servers)
     finally:
         ray.get([shard.stop.remote() for shard in topo.shards])
         serve.shutdown()  # type: ignore[no-untyped-call]
