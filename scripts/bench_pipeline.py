@@ -280,8 +280,8 @@ def bench_backend(backend: kafka.Backend, args: argparse.Namespace, work: Path) 
             "RAYTRADE__OUTPUT_DIR": str(work / f"out-{backend}"),
             "RAYTRADE__EXECUTION__LEDGER_PATH": str(work / f"ledger-{backend}.db"),
             "RAYTRADE__BATCH_SIZE": str(args.batch_size),
-            "RAYTRADE__STRATEGY__LONG_ABOVE": "0.505",
-            "RAYTRADE__STRATEGY__SHORT_BELOW": "0.495",
+            "RAYTRADE__STRATEGIES__0__PARAMS__LONG_ABOVE": "0.505",
+            "RAYTRADE__STRATEGIES__0__PARAMS__SHORT_BELOW": "0.495",
         }
         cfg = load_config(REPO / "configs" / "default.yaml", env=env)
         scorer = ensure_model(ModelRegistry(work / "models"), seed=1, days=1.0, horizon=5, rounds=100)

@@ -38,7 +38,6 @@ sys.path.insert(0, str(REPO))
 from raytrade.actors.execution import ExecutionCore  # noqa: E402
 from raytrade.adapters.synthetic_market import SyntheticMarket  # noqa: E402
 from raytrade.cluster.config import RunConfig, load_config  # noqa: E402
-from raytrade.cluster.topology import strategy_from  # noqa: E402
 from raytrade.domain.bars import Bar  # noqa: E402
 from raytrade.domain.money import decimal_from_float  # noqa: E402
 from raytrade.domain.orders import RiskDecision  # noqa: E402
@@ -46,6 +45,7 @@ from raytrade.domain.risk import RiskLimits, RiskRules  # noqa: E402
 from raytrade.domain.shard_engine import ShardEngine  # noqa: E402
 from raytrade.domain.stats import percentile  # noqa: E402
 from raytrade.domain.ticks import encode_tick  # noqa: E402
+from raytrade.strategy.loader import load_strategies  # noqa: E402
 from raytrade.training.bootstrap import ensure_model  # noqa: E402
 from raytrade.training.registry import ModelRegistry  # noqa: E402
 
@@ -89,7 +89,7 @@ def run(cfg: RunConfig, hours: float, batch: int, ledger_url: str, work: Path) -
     instruments = [i.instrument() for i in cfg.instruments]
     grid = {i.symbol: i.price_increment for i in instruments}
     model = ensure_model(ModelRegistry(work / "models"), seed=1, days=0.5, horizon=5, rounds=30)
-    engine = ShardEngine(instruments, strategy_from(cfg), model, cfg.execution.initial_cash)
+    engine = ShardEngine(instruments, load_strategies(cfg.strategy_specs()), model, cfg.execution.initial_cash)
     ticks = list(SyntheticMarket(seed=7).ticks(int(hours * 3600)))
     msgs = [(0, n, t.symbol.encode(), encode_tick(t)) for n, t in enumerate(ticks)]
     core = ExecutionCore(instruments, cfg.execution.broker_config(), ledger_url, cfg.execution.initial_cash, 0.0, "k")

@@ -12,11 +12,11 @@ from typing import Any
 import ray
 
 from raytrade.adapters.ledger import Ledger, LedgerWrite
-from raytrade.domain.bars import BAR_NS, Bar
+from raytrade.domain.bars import Bar
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import MONEY_CONTEXT, ZERO, decimal_from_float
-from raytrade.domain.order_lifecycle import Order, OrderEvent
-from raytrade.domain.orders import ExecutionReply, Fill, OrderReport, RiskDecision
+from raytrade.domain.order_lifecycle import InvalidTransitionError, Order, OrderEvent
+from raytrade.domain.orders import ExecutionReply, Fill, OrderCommand, OrderReport, RiskDecision
 from raytrade.domain.paper_broker import PaperBroker, PaperBrokerConfig
 from raytrade.domain.portfolio import Portfolio
 from raytrade.domain.reconciliation import reconcile
@@ -34,6 +34,8 @@ class ExecutionCore:
     recorded events and fills are returned instead), so a retried or replayed call gets the
     answers of the first time. ``venue_latency_ms`` simulates the broker's round trip per
     call (a slow venue). ``gate_key``: calls that place, cancel or replace orders must carry it.
+    Every order event is stamped with event time; ``measure_latency`` also records the wall
+    clock at intake (``ts_accepted``) for the tick-to-order latency.
     """
 
     def __init__(
@@ -44,11 +46,13 @@ class ExecutionCore:
         initial_cash: Decimal,
         venue_latency_ms: float = 0.0,
         gate_key: str = "",
+        measure_latency: bool = True,
     ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
         self.broker = PaperBroker(instruments, broker_config)
         self.venue_latency_s = venue_latency_ms / 1000.0
         self.gate_key = gate_key
+        self.measure_latency = measure_latency  # stamp ts_accepted with the wall clock (off: event time)
         self.initial_cash = initial_cash
         self.ledger = Ledger(ledger_url)
         # Recover from the ledger: the books are exactly the replay of its fills, the broker
@@ -59,6 +63,9 @@ class ExecutionCore:
         # The last price per symbol: the last bar's close, else the last fill.
         self.marks: dict[str, Decimal] = {f.symbol: f.price for f in self.ledger.last_fills()}
         self.marks.update({s: b[2] for s, b in bars.items()})
+        # Event time: the latest bar close or order time seen. Commands from outside the market
+        # data (cancels, halts) are stamped with it; the wall clock only measures latency.
+        self.event_ns = max((b[0] for b in bars.values()), default=0)
         self.replayed = 0
         self.calls = 0
         self.busy_s = 0.0
@@ -73,22 +80,30 @@ class ExecutionCore:
         bars: Sequence[tuple[str, Bar]] = (),
         key: str = "",
         recorded: Sequence[str] = (),
+        commands: Sequence[OrderCommand] = (),
     ) -> ExecutionReply:
-        """Trade working orders on ``bars``, then take the new decisions; record all atomically.
+        """Trade working orders on ``bars``, take the new decisions and the strategies' cancel/replace
+        ``commands``, all in event-time order; record everything atomically.
 
         ``recorded``: ids of replayed orders the gate already found in the ledger; their intake
         events come back in the reply too, so a replaying shard sees what it saw the first time.
+        A command already applied (its id is the cause of a recorded event) is not applied again;
+        one whose order is no longer working does nothing.
         """
         self._check_key(key)
         t0 = time.perf_counter()
         try:
-            return self._execute(decisions, bars, recorded)
+            return self._execute(decisions, bars, recorded, commands)
         finally:
             self.calls += 1
             self.busy_s += time.perf_counter() - t0
 
     def _execute(
-        self, decisions: list[RiskDecision], bars: Sequence[tuple[str, Bar]], recorded: Sequence[str]
+        self,
+        decisions: list[RiskDecision],
+        bars: Sequence[tuple[str, Bar]],
+        recorded: Sequence[str],
+        commands: Sequence[OrderCommand] = (),
     ) -> ExecutionReply:
         if self.venue_latency_s and any(d.approved for d in decisions):
             time.sleep(self.venue_latency_s)
@@ -96,14 +111,21 @@ class ExecutionCore:
         old_causes: list[str] = []
         known = self.ledger.reports(d.intent.order_id for d in decisions)
         reports: dict[int, OrderReport] = {}
-        now = time.time_ns()
-        # Bars and new orders in event-time order: a bar that closed (start + 1 min) by an order's
-        # event time comes first, so the outcome never depends on how the caller batched them.
-        steps: list[tuple[int, int, int]] = [(b.start + BAR_NS, 0, n) for n, (_, b) in enumerate(bars)]
+        if self.measure_latency:
+            write.wall_ns = time.time_ns()  # ts_accepted, for the latency measurement only
+        applied = {e.cause for e in self.ledger.events_by_cause([f"cmd:{c.command_id}" for c in commands])}
+        # Bars, new orders and commands in event-time order: a bar that closed by an order's event
+        # time comes first, so the outcome never depends on how the caller batched them.
+        steps: list[tuple[int, int, int]] = [(b.end, 0, n) for n, (_, b) in enumerate(bars)]
         steps += [(d.intent.ts_event, 1, n) for n, d in enumerate(decisions)]
-        for _, kind, n in sorted(steps):
+        steps += [(c.ts_event, 2, n) for n, c in enumerate(commands)]
+        for ts, kind, n in sorted(steps):
+            self.event_ns = max(self.event_ns, ts)
             if kind == 0:
                 self._bar(*bars[n], write, old_causes)
+                continue
+            if kind == 2:
+                self._apply(commands[n], write, applied)
                 continue
             d = decisions[n]
             earlier = known.get(d.intent.order_id)
@@ -111,7 +133,7 @@ class ExecutionCore:
                 self.replayed += 1
                 reports[n] = earlier
                 continue
-            order = self.broker.submit(d.intent, now, None if d.approved else d.reason)
+            order = self.broker.submit(d.intent, d.intent.ts_event, None if d.approved else d.reason)
             write.orders.append(order)
             write.events += order.events
             reports[n] = order.report()
@@ -130,6 +152,23 @@ class ExecutionCore:
         return self._reply(
             [reports[n] for n in range(len(decisions))], symbols, events + write.events, fills + write.fills
         )
+
+    def _apply(self, c: OrderCommand, write: LedgerWrite, applied: set[str]) -> None:
+        """One strategy command (cancel or replace) on its own working order, once."""
+        cause = f"cmd:{c.command_id}"
+        order = self.broker.orders.get(c.order_id)
+        if cause in applied or order is None or not order.status.working or order.intent.strategy != c.strategy:
+            return
+        try:
+            if c.kind == "cancel":
+                event = self.broker.cancel(c.order_id, f"cancelled by {c.strategy}", c.ts_event, cause)
+            else:
+                event = self.broker.replace(c.order_id, c.ts_event, cause, c.qty, c.limit_price, c.stop_price)
+        except (ValueError, InvalidTransitionError):
+            return  # e.g. a replace below what has filled since: the order stays as it is
+        write.events.append(event)
+        if order not in write.orders:
+            write.orders.append(order)
 
     def _bar(self, symbol: str, bar: Bar, write: LedgerWrite, old_causes: list[str]) -> None:
         """Trade the working orders of ``symbol`` on one closed bar (a bar seen before is a replay)."""
@@ -181,7 +220,7 @@ class ExecutionCore:
         order = self.broker.orders[order_id]
         if owner is not None and order.intent.strategy != owner:
             raise PermissionError(f"order {order_id} belongs to {order.intent.strategy!r}, not to {owner!r}")
-        event = self.broker.cancel(order_id, reason, time.time_ns(), f"cmd:{who}")
+        event = self.broker.cancel(order_id, reason, self.event_ns, f"cmd:{who}")
         return self._command([order], [event])[0]
 
     def replace(
@@ -196,14 +235,14 @@ class ExecutionCore:
         """Change a working order's quantity or prices."""
         self._check_key(key)
         order = self.broker.orders[order_id]
-        event = self.broker.replace(order_id, time.time_ns(), f"cmd:{who}", qty, limit_price, stop_price)
+        event = self.broker.replace(order_id, self.event_ns, f"cmd:{who}", qty, limit_price, stop_price)
         return self._command([order], [event])[0]
 
     def cancel_all(self, reason: str, who: str, key: str = "") -> list[OrderReport]:
         """Cancel every working order (the kill switch)."""
         self._check_key(key)
         orders = self.broker.working()
-        events = self.broker.cancel_all(reason, time.time_ns(), f"cmd:{who}")
+        events = self.broker.cancel_all(reason, self.event_ns, f"cmd:{who}")
         return self._command(orders, events)
 
     def open_orders(self) -> list[OrderReport]:
@@ -227,6 +266,7 @@ class ExecutionCore:
             "equity": self.portfolio.equity(self.marks),
             "marks": dict(self.marks),
             "seq": self.ledger.seq(),
+            "event_ns": self.event_ns,
         }
 
     def symbols(self) -> list[str]:
@@ -300,9 +340,10 @@ class Execution:
         bars: Sequence[tuple[str, Bar]] = (),
         key: str = "",
         recorded: Sequence[str] = (),
+        commands: Sequence[OrderCommand] = (),
     ) -> ExecutionReply:
         """See :meth:`ExecutionCore.execute`."""
-        return self.core.execute(decisions, bars, key, recorded)
+        return self.core.execute(decisions, bars, key, recorded, commands)
 
     def cancel(self, order_id: str, reason: str, who: str, key: str = "", owner: str | None = None) -> OrderReport:
         """See :meth:`ExecutionCore.cancel`."""

@@ -23,7 +23,7 @@ from raytrade.adapters.snapshot_store import LogId, SnapshotStore
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import decimal_from_float
 from raytrade.domain.shard_engine import RejectedMessage, ShardEngine, ShardModel
-from raytrade.domain.strategy import ThresholdStrategy
+from raytrade.strategy.loader import StrategySpec, load_strategies
 
 log = logging.getLogger(__name__)
 
@@ -101,13 +101,14 @@ class MarketShard:
         partitions: list[int],
         wiring: ShardKafka,
         instruments: list[Instrument],
-        strategy: ThresholdStrategy,
-        model: ShardModel,
+        strategies: list[StrategySpec],
+        model: ShardModel | None,
         risk_gate: Any,
         state_dir: str,
         batch_size: int = 1000,
         snapshot_every: int = 5000,
         initial_equity: Decimal = Decimal(100_000),
+        disable_failing: bool = False,
     ) -> None:
         self.shard_id = shard_id
         self.partitions = partitions
@@ -116,7 +117,7 @@ class MarketShard:
         self.snapshot_every = snapshot_every
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
-        self.engine = ShardEngine(instruments, strategy, model, initial_equity)
+        self.engine = ShardEngine(instruments, load_strategies(strategies), model, initial_equity, disable_failing)
         self.trading_state = "ACTIVE"
         self.trading_state_at_ns: int | None = None
         self.trading_state_version = -1  # the gate's transition count behind ``trading_state``
@@ -133,6 +134,7 @@ class MarketShard:
             self.counters.update(counters)
             self.next_offsets = dict(snap.offsets)
         self.restored_from = dict(self.next_offsets) if snap is not None else None
+        self.engine.start()
         self.consumer = wiring.consumer()
         self.consumer.assign(wiring.topic, partitions, self.next_offsets or None)
         self.consumer_rebuilds = 0
@@ -240,6 +242,7 @@ class MarketShard:
                 self.phase_s["poll"] += time.perf_counter() - t0
                 if records:
                     await self._handle(records)
+            self.engine.stop()
             if self._since_snapshot:  # a clean stop: the next start re-reads nothing
                 self._save_snapshot()
         except kafka.DataLossError as exc:
@@ -287,21 +290,23 @@ class MarketShard:
             c["dead_lettered"] += len(result.rejected)
         t2 = time.perf_counter()
         ph["dead_letters"] += t2 - t1
-        intents = result.intents
+        intents, commands = result.intents, result.commands
         if intents and self.trading_state == "HALTED":  # the gate would deny them: do not send
             c["intents_suppressed"] += len(intents)
+            self.engine.discard(intents)
             intents = []
-        if intents or result.bars:
+        if intents or commands or result.bars:
             c["intents"] += len(intents)
             replay = any(r.offset < self.replay_until.get(r.partition, 0) for r in records)
             self.replay_batches += replay
-            reply = await self.risk_gate.submit.remote(intents, replay, result.bars)
+            reply = await self.risk_gate.submit.remote(intents, replay, result.bars, commands)
             c["filled"] += sum(1 for f in reply.fills if f.symbol in self.engine.instruments)
             self.set_trading_state(reply.trading_state, "in the gate's reply", reply.state_version)
             if replay:  # the recorded effects of this batch, as the first time
-                self.engine.apply_events(reply.events)
+                self.engine.apply_events(reply.events, intents)
             else:
                 self.engine.sync(reply.positions, reply.working, reply.equity)
+            self.engine.deliver(reply.events, reply.fills)
         t3 = time.perf_counter()
         ph["submit"] += t3 - t2
         # Counted only now, with the batch's orders in the ledger: ``stats`` is served while the

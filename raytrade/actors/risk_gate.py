@@ -15,10 +15,10 @@ from typing import Any
 import ray
 
 from raytrade.domain.bars import Bar
+from raytrade.domain.gate import GateCore
 from raytrade.domain.instruments import Instrument
-from raytrade.domain.money import decimal_from_float
-from raytrade.domain.orders import ExecutionReply, OrderIntent, OrderReport
-from raytrade.domain.risk import RiskEvent, RiskLimits, RiskRules, TradingState
+from raytrade.domain.orders import ExecutionReply, OrderCommand, OrderIntent, OrderReport
+from raytrade.domain.risk import RiskEvent, RiskLimits, TradingState
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -57,10 +57,10 @@ class RiskGate:
         key: str = "",
         max_inflight: int = 4,
     ) -> None:
-        self.rules = RiskRules(limits)
+        self.core = GateCore(limits, instruments or [])
+        self.rules = self.core.rules
         self.execution = execution
         self.key = key
-        self.instruments = {i.symbol: i for i in instruments or []}
         self.state_path = Path(state_path)
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
         # Grows with every transition and survives restarts: shards take a state (pushed, or
@@ -76,14 +76,11 @@ class RiskGate:
         self._slots = asyncio.Semaphore(max_inflight)
         self._loaded = False
         self._load_lock = asyncio.Lock()
-        self.approved = 0
-        self.denied = 0
         self.replayed = 0
-        self.stops_triggered = 0
         self.inflight = 0
         self.calls = 0
         self.execute_wait_s = 0.0  # time spent waiting on Execution (the profile behind the benchmark)
-        self.halted_at_ns: int | None = None
+        self.halted_at_ns: int | None = None  # wall clock: for measuring how fast a halt reaches the shards
 
     async def _load(self) -> None:
         async with self._load_lock:
@@ -91,6 +88,7 @@ class RiskGate:
                 return
             acct = await self.execution.account.remote()
             self.rules.marks.update(acct["marks"])
+            self.core.event_ns = max(self.core.event_ns, int(acct.get("event_ns", 0)))
             self.rules.confirm(acct["positions"], acct["working"], acct["seq"], acct["cash"], acct["equity"])
             self._loaded = True
 
@@ -99,7 +97,11 @@ class RiskGate:
         self.shards = list(shards)
 
     async def submit(
-        self, intents: list[OrderIntent], replay: bool = False, bars: Sequence[tuple[str, Bar]] = ()
+        self,
+        intents: list[OrderIntent],
+        replay: bool = False,
+        bars: Sequence[tuple[str, Bar]] = (),
+        commands: Sequence[OrderCommand] = (),
     ) -> ExecutionReply:
         """Decide, execute, settle the gate's view with Execution's; return Execution's reply.
 
@@ -107,45 +109,36 @@ class RiskGate:
         broker, the marks, VaR returns and ATR stops). ``replay`` marks intents that may have
         been decided before (a shard re-reading after a restart): their recorded reports are
         returned as they are, without a second check. The reply's reports are those of
-        ``intents``, in order.
+        ``intents``, in order. ``commands`` (cancels and replaces of the strategies' own working
+        orders; a replace never adds quantity) only reduce risk and pass through.
+
+        Time is event time: the rate limits count intents by their ``ts_event``, and transitions
+        are stamped with the latest event time the gate has seen (:attr:`event_ns`).
         """
         if not self._loaded:
             await self._load()
-        stop_exits: list[OrderIntent] = []
-        for symbol, bar in bars:
-            inst = self.instruments.get(symbol)
-            if inst is None:
-                continue
-            level = self.rules.on_bar(symbol, bar, decimal_from_float(bar.close, inst.price_increment))
-            exit_ = None if level is None else self.rules.stop_exit(symbol, bar, level)
-            if exit_ is not None:
-                stop_exits.append(exit_)
-                self.stops_triggered += 1
-        todo = intents + stop_exits
+        core = self.core
+        call = core.begin(intents, bars)
         done: dict[str, OrderReport] = {}
-        if replay or stop_exits:
-            done = await self.execution.reports.remote([i.order_id for i in todo])
+        if replay or call.stop_exits:
+            done = await self.execution.reports.remote([i.order_id for i in call.todo])
             self.replayed += len(done)
-        now = time.monotonic_ns()
-        decisions = [self.rules.check(i, now) for i in todo if i.order_id not in done]
-        approved = [d.intent for d in decisions if d.approved]
-        self.approved += len(approved)
-        self.denied += len(decisions) - len(approved)
+        decisions = core.decide(call, done)
         async with self._slots:
             self.inflight += 1
             self.calls += 1
             t0 = time.perf_counter()
             try:
-                reply: ExecutionReply = await self.execution.execute.remote(decisions, list(bars), self.key, list(done))
+                reply: ExecutionReply = await self.execution.execute.remote(
+                    decisions, list(bars), self.key, list(done), list(commands)
+                )
             except BaseException:
-                self.rules.release(approved)
+                core.abandon(call)
                 raise
             finally:
                 self.inflight -= 1
                 self.execute_wait_s += time.perf_counter() - t0
-        self.rules.release(approved)
-        events = self.rules.confirm(reply.positions, reply.working, reply.seq, reply.cash, reply.equity, time.time_ns())
-        await self._after_transitions(events)
+        await self._after_transitions(core.settle(call, reply))
         done.update((r.order_id, r) for r in reply.reports)
         reply.reports[:] = [done[i.order_id] for i in intents]
         # The state rides on every reply: a shard learns it even from a gate restarted since it
@@ -183,7 +176,7 @@ class RiskGate:
         """Admin command: move to ACTIVE, REDUCING or HALTED (durably, with an event)."""
         if not self._loaded:
             await self._load()
-        event = self.rules.set_state(TradingState(state), reason, time.time_ns(), "admin")
+        event = self.rules.set_state(TradingState(state), reason, self.core.event_ns, "admin")
         await self._after_transitions([event] if event else [])
         return await self.state()
 
@@ -229,10 +222,10 @@ class RiskGate:
             "state": r.state.value,
             "state_version": self.state_version,
             "halt_reason": r.halt_reason,
-            "approved": self.approved,
-            "denied": self.denied,
+            "approved": self.core.approved,
+            "denied": self.core.denied,
             "replayed": self.replayed,
-            "stops_triggered": self.stops_triggered,
+            "stops_triggered": self.core.stops_triggered,
             "inflight": self.inflight,
             "execute_calls": self.calls,
             "execute_wait_s": round(self.execute_wait_s, 4),

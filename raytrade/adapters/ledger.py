@@ -160,6 +160,7 @@ class LedgerWrite:
     events: list[OrderEvent] = field(default_factory=list)
     fills: list[Fill] = field(default_factory=list)
     bars: dict[str, tuple[int, float, Decimal]] = field(default_factory=dict)  # start, variance, close
+    wall_ns: int | None = None  # wall-clock time of the write: new orders' ts_accepted (latency only)
 
     def __bool__(self) -> bool:
         return bool(self.orders or self.events or self.fills or self.bars)
@@ -246,7 +247,7 @@ class Ledger:
         with self._tx():
             for n, o in enumerate(w.orders, 1):
                 i = o.intent
-                first = o.events[0].ts if o.events else 0
+                first = w.wall_ns if w.wall_ns is not None else (o.events[0].ts if o.events else 0)
                 reason = next((e.reason for e in reversed(o.events) if e.reason), "")
                 self._db.execute(
                     order_sql,

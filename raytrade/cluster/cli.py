@@ -210,6 +210,9 @@ def parser() -> argparse.ArgumentParser:
     rl.add_argument("--registry", default="var/models")
     rl.add_argument("--approve", action="store_true")
     rl.set_defaults(func=_rl)
+    from raytrade.backtest.cli import add_parser as add_backtest
+
+    add_backtest(sub)
     mo = sub.add_parser("models", help="list registered models, or approve one")
     mo.add_argument("action", choices=["list", "approve"])
     mo.add_argument("name", nargs="?")

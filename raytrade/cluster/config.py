@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.paper_broker import FeeSchedule, PaperBrokerConfig
 from raytrade.domain.risk import RiskLimits
-from raytrade.domain.sizing import sizer_from
+from raytrade.strategy.loader import StrategyError, StrategySpec, check_specs, resolve_path
 
 ENV_PREFIX = "RAYTRADE__"
 
@@ -70,6 +70,9 @@ class InstrumentConfig(_Strict):
     symbol: str
     price_increment: Decimal = Field(gt=0)
     size_increment: Decimal = Field(gt=0)
+    calendar: Literal["24/7", "equity"] = Field(
+        "24/7", description="Trading calendar: annualises metrics (24/7 minutes, or 252 sessions of 390 minutes)"
+    )
 
     def instrument(self) -> Instrument:
         """As a domain instrument."""
@@ -88,36 +91,19 @@ class FeedConfig(_Strict):
     simulated_seconds: int = Field(4 * 3600, ge=60, description="Simulated market time to publish (synthetic)")
 
 
-class AdaptiveConfig(_Strict):
-    """Thresholds that widen with volatility and stop chasing RSI extremes."""
+class StrategyEntry(_Strict):
+    """One strategy: its id (the prefix of its order ids), import path and params."""
 
-    vol_ref: float = Field(gt=0, description="Per-bar volatility (rv_30) at which the band is the configured one")
-    vol_k: float = Field(0.5, ge=0, description="How fast the band widens above vol_ref")
-    rsi_overbought: float = Field(70.0, gt=50, le=100, description="No new longs above this RSI")
-    rsi_oversold: float = Field(30.0, ge=0, lt=50, description="No new shorts below this RSI")
+    id: str = Field(pattern=r"^[A-Za-z0-9_\-]{1,64}$", description="Order-id prefix; unique")
+    path: str = Field(description="'package.module:Class' or 'path/to/file.py:Class' (a Strategy subclass)")
+    params: dict[str, Any] = Field(default_factory=dict, description="Validated by the class's Params model")
+
+    def spec(self) -> StrategySpec:
+        """As the loader's spec."""
+        return StrategySpec(self.id, self.path, dict(self.params))
 
 
-class StrategyConfig(_Strict):
-    """Threshold strategy on the model's probability of an up move."""
-
-    name: str = Field("xgb_threshold", pattern=r"^[A-Za-z0-9_\-]+$")
-    long_above: float = Field(0.53, ge=0, le=1)
-    short_below: float = Field(0.47, ge=0, le=1)
-    order_notional: Decimal = Field(Decimal(10_000), gt=0)
-    allow_short: bool = True
-    sizing: dict[str, Any] | None = Field(
-        None,
-        description="null = order_notional; else {method: fixed_notional|fixed_fraction|kelly|vol_target, ...params}",
-    )
-    adaptive: AdaptiveConfig | None = Field(None, description="RSI/volatility-adaptive thresholds; null = fixed")
-
-    @model_validator(mode="after")
-    def _ordered(self) -> StrategyConfig:
-        if self.short_below > self.long_above:
-            raise ValueError(f"short_below ({self.short_below}) must be <= long_above ({self.long_above})")
-        if self.sizing is not None:
-            sizer_from(self.sizing)  # a bad method or parameter is a config error now, not at the first trade
-        return self
+DEFAULT_STRATEGIES = (StrategyEntry(id="xgb_threshold", path="raytrade.strategy.builtins:ModelThreshold"),)
 
 
 class ModelConfig(_Strict):
@@ -233,6 +219,25 @@ class ServeSection(_Strict):
     port: int = Field(8000, ge=1024, le=65535, description="HTTP port")
 
 
+class BacktestSection(_Strict):
+    """``raytrade backtest``: the same strategies, risk rules, paper broker and ledger, over history."""
+
+    data: str | None = Field(None, description="CSV/Parquet file or folder of bars or ticks (or --data)")
+    start: str | None = Field(None, description="ISO date/time, inclusive (UTC unless given)")
+    end: str | None = Field(None, description="ISO date/time, exclusive")
+    fills: Literal["next_bar_open", "paper"] = Field(
+        "next_bar_open",
+        description="next_bar_open: an order decided at a bar's close fills at the next bar's open, whole, no "
+        "spread/impact/latency (fees still apply); paper: the paper broker's latency, spread, impact and volume cap",
+    )
+    bars_as_ticks: bool = Field(False, description="Blow each bar up into 4 synthetic trades (off: bars go in whole)")
+    calendar: Literal["auto", "24/7", "equity"] = Field(
+        "auto", description="Annualisation of the report; auto = equity if every instrument is, else 24/7"
+    )
+    output_dir: str = Field("runs/backtest", description="Ledger, summary.json, trades, report.html and plots")
+    batch_size: int = Field(4000, ge=1, description="Ticks per batch (tick data)")
+
+
 class RunConfig(_Strict):
     """The whole system."""
 
@@ -240,21 +245,44 @@ class RunConfig(_Strict):
     ray: RayConfig = RayConfig()
     feed: FeedConfig = FeedConfig()
     instruments: tuple[InstrumentConfig, ...]
-    strategy: StrategyConfig = StrategyConfig()
-    model: ModelConfig = ModelConfig()
+    strategies: tuple[StrategyEntry, ...] = Field(
+        DEFAULT_STRATEGIES, description="Strategies run by every shard (and by raytrade backtest)"
+    )
+    model: ModelConfig | None = Field(ModelConfig(), description="The signal model; null = none (score is None)")
     risk: RiskConfig = RiskConfig()
     execution: ExecutionConfig = ExecutionConfig()
     serve: ServeSection = ServeSection()
     placement: PlacementConfig = PlacementConfig()
+    backtest: BacktestSection = BacktestSection()
+    on_strategy_error: Literal["stop", "disable"] = Field(
+        "stop", description="A raising strategy stops its shard or the backtest (traceback shown), or is switched off"
+    )
     batch_size: int = Field(4000, ge=1, description="Max messages a shard consumes per batch")
     output_dir: str = Field("runs/latest", description="Where the run summary JSON is written")
     state_dir: str | None = Field(
         None, description="Shard snapshots and the kill-switch state; empty = <output_dir>/state"
     )
 
+    def strategy_specs(self) -> list[StrategySpec]:
+        """The loader's specs of :attr:`strategies`."""
+        return [s.spec() for s in self.strategies]
+
+    @model_validator(mode="after")
+    def _strategies_load(self) -> RunConfig:
+        if not self.strategies:
+            raise ValueError("strategies: at least one strategy is needed")
+        try:
+            classes = check_specs(self.strategy_specs())
+        except StrategyError as exc:
+            raise ValueError(str(exc)) from None
+        needy = [e.id for e, c in zip(self.strategies, classes, strict=True) if c.requires_model]
+        if needy and self.model is None:
+            raise ValueError(f"strategies {needy} need a model score: configure model (it is null)")
+        return self
+
     @model_validator(mode="after")
     def _serve_scoring_needs_serve(self) -> RunConfig:
-        if self.model.scoring == "serve" and not self.serve.enabled:
+        if self.model is not None and self.model.scoring == "serve" and not self.serve.enabled:
             raise ValueError("model.scoring = serve needs serve.enabled = true (or raytrade run --serve)")
         return self
 
@@ -268,12 +296,25 @@ class RunConfig(_Strict):
 
 
 def _set_nested(d: dict[str, Any], path: list[str], value: str) -> None:
-    for key in path[:-1]:
-        nxt = d.setdefault(key, {})
-        if not isinstance(nxt, dict):
-            raise ConfigError(f"environment override {'__'.join(path)}: {key} is not a section")
-        d = nxt
-    d[path[-1]] = yaml.safe_load(value)
+    """Set ``d[a][b]...`` from an override path; a number indexes an existing list (``STRATEGIES__0__...``)."""
+    node: Any = d
+    where = "__".join(path).upper()
+    for n, key in enumerate(path):
+        last = n == len(path) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"environment override {where}: {key} is not an index of a {len(node)}-entry list")
+            if last:
+                node[int(key)] = yaml.safe_load(value)
+            else:
+                node = node[int(key)]
+            continue
+        if not isinstance(node, dict):
+            raise ConfigError(f"environment override {where}: {path[n - 1]} is not a section")
+        if last:
+            node[key] = yaml.safe_load(value)
+        else:
+            node = node.setdefault(key, {})
 
 
 def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> RunConfig:
@@ -288,6 +329,15 @@ def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> R
     for name, value in sorted((env if env is not None else dict(os.environ)).items()):
         if name.startswith(ENV_PREFIX):
             _set_nested(raw, name[len(ENV_PREFIX) :].lower().split("__"), value)
+    if "strategy" in raw:
+        raise ConfigError(
+            f"invalid config {path or '(defaults)'}: the 'strategy' section is now 'strategies', a list of "
+            "{id, path, params}; e.g. {id: xgb_threshold, path: 'raytrade.strategy.builtins:ModelThreshold', "
+            "params: {long_above: 0.53, ...}}"
+        )
+    for entry in raw.get("strategies") or []:
+        if isinstance(entry, dict) and isinstance(entry.get("path"), str):
+            entry["path"] = resolve_path(entry["path"])
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:

@@ -185,21 +185,24 @@ def run(
         if not embedded:
             check_snapshots(state_dir_for(cfg), log_id, bootstrap, cfg.kafka.topic)
         m = cfg.model
-        model = ensure_model(
-            ModelRegistry(m.registry),
-            m.version,
-            name=m.name,
-            gate=m.anomaly_gate,
-            seed=cfg.feed.seed,
-            days=m.bootstrap_days,
-            horizon=m.horizon_bars,
-            rounds=m.rounds,
-        )
-        out.write(f"model: {model.version}\n")
+        model = None
+        if m is not None:
+            model = ensure_model(
+                ModelRegistry(m.registry),
+                m.version,
+                name=m.name,
+                gate=m.anomaly_gate,
+                seed=cfg.feed.seed,
+                days=m.bootstrap_days,
+                horizon=m.horizon_bars,
+                rounds=m.rounds,
+            )
+        version = model.version if model is not None else "none"
+        out.write(f"model: {version}\n")
         _init_ray(cfg, stack)
         if cfg.serve.enabled:
             out.write(f"gateway: {_deploy_gateway(cfg)}\n")
-        if cfg.model.scoring == "serve":
+        if m is not None and model is not None and m.scoring == "serve":
             from raytrade.cluster.serving import APP_NAME
             from raytrade.deployments.serve_scorer import ServeScorer
 
@@ -227,7 +230,7 @@ def run(
             if ready:
                 break  # a shard ended on its own: an error, reported below
         feed.stop.set()
-        summary = _finish(topo, run_refs, feed, started, model.version, bootstrap, embedded, ledger)
+        summary = _finish(topo, run_refs, feed, started, version, bootstrap, embedded, ledger)
         if pruner is not None:
             summary["ticks_log"] = pruner.status()
     except KeyboardInterrupt:
@@ -262,6 +265,8 @@ def _deploy_gateway(cfg: RunConfig) -> str:
     from raytrade.cluster.serving import deploy, load_serve_config  # Serve is imported only when serving
 
     m = cfg.model
+    if m is None:
+        raise ConfigError("serve.enabled needs a model (the gateway serves it): model is null")
     sc = load_serve_config(
         cfg.serve.config,
         host=cfg.serve.host,

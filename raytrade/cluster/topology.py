@@ -14,8 +14,6 @@ from raytrade.actors.market_shard import MarketShard, ShardKafka
 from raytrade.actors.risk_gate import RiskGate
 from raytrade.cluster.config import RunConfig
 from raytrade.domain.shard_engine import ShardModel
-from raytrade.domain.sizing import AdaptiveThresholds, sizer_from
-from raytrade.domain.strategy import ThresholdStrategy
 
 
 @dataclass
@@ -30,17 +28,6 @@ class Topology:
     model_ref: Any = None
 
 
-def strategy_from(cfg: RunConfig) -> ThresholdStrategy:
-    """The configured strategy, with its sizer and adaptive thresholds."""
-    s = cfg.strategy
-    adaptive = None
-    if s.adaptive is not None:
-        a = s.adaptive
-        adaptive = AdaptiveThresholds(s.long_above, s.short_below, a.vol_ref, a.vol_k, a.rsi_overbought, a.rsi_oversold)
-    sizer = sizer_from(s.sizing) if s.sizing is not None else None
-    return ThresholdStrategy(s.name, s.long_above, s.short_below, s.order_notional, s.allow_short, sizer, adaptive)
-
-
 def state_dir_for(cfg: RunConfig) -> Path:
     """Where shard snapshots and the kill-switch state live."""
     return Path(cfg.state_dir) if cfg.state_dir else Path(cfg.output_dir) / "state"
@@ -51,7 +38,13 @@ RISK_GATE_NAME = "risk_gate"
 
 
 def build(
-    cfg: RunConfig, bootstrap: str, model: ShardModel, ledger_path: str, *, named: bool = False, rolling: bool = False
+    cfg: RunConfig,
+    bootstrap: str,
+    model: ShardModel | None,
+    ledger_path: str,
+    *,
+    named: bool = False,
+    rolling: bool = False,
 ) -> Topology:
     """Start Execution, the RiskGate and one MarketShard per partition (static assignment).
 
@@ -81,7 +74,7 @@ def build(
     )
     k = cfg.kafka
     wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id, rolling)
-    strategy = strategy_from(cfg)
+    specs = cfg.strategy_specs()
     model_ref = ray.put(model)
     placement = cfg.placement.shards.options()
     shards = [
@@ -90,12 +83,13 @@ def build(
             [p],
             wiring,
             instruments,
-            strategy,
+            specs,
             model_ref,
             gate,
             str(state_dir),
             cfg.batch_size,
             initial_equity=ex.initial_cash,
+            disable_failing=cfg.on_strategy_error == "disable",
         )
         for p in range(k.partitions)
     ]

@@ -1,4 +1,4 @@
-"""One-minute bars built incrementally from ticks."""
+"""OHLCV bars: one-minute bars built incrementally from ticks, or bars of any span read from files."""
 
 from __future__ import annotations
 
@@ -17,6 +17,12 @@ class Bar:
     low: float
     close: float
     volume: float
+    span: int = BAR_NS  # duration in ns (one minute from ticks; a file's bars may be daily)
+
+    @property
+    def end(self) -> int:
+        """When the bar closes: ``start + span``."""
+        return self.start + self.span
 
 
 class BarBuilder:

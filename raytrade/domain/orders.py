@@ -124,6 +124,29 @@ class OrderIntent:
 
 
 @dataclass(frozen=True, slots=True)
+class OrderCommand:
+    """A strategy's request to ``cancel`` or ``replace`` one of its working orders, at event time ``ts_event``.
+
+    ``command_id`` is deterministic (derived like order ids), so a replayed command is recognised
+    and applied once: it is the ``cause`` of the event it produces.
+    """
+
+    command_id: str
+    kind: str  # "cancel" | "replace"
+    order_id: str
+    strategy: str
+    symbol: str
+    ts_event: int
+    qty: Decimal | None = None
+    limit_price: Decimal | None = None
+    stop_price: Decimal | None = None
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cancel", "replace"):
+            raise ValueError(f"order command kind must be cancel or replace, found {self.kind!r}")
+
+
+@dataclass(frozen=True, slots=True)
 class RiskDecision:
     """The gate's verdict on one intent; ``reason`` is empty when approved."""
 

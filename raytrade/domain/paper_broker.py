@@ -30,7 +30,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal, localcontext
 
-from raytrade.domain.bars import BAR_NS, Bar
+from raytrade.domain.bars import Bar
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import MONEY_CONTEXT, ZERO, decimal_from_float, floor_to, quantize
 from raytrade.domain.order_lifecycle import Order, OrderEvent
@@ -65,12 +65,12 @@ class PaperBrokerConfig:
     fees: FeeSchedule = FeeSchedule()
     half_spread_bps: Decimal = Decimal("0.5")
     impact_coef: float = 1.0
-    max_participation: float = 0.1
+    max_participation: float | None = 0.1  # None: no volume cap (the next-bar-open convention)
     latency_ns: int = 50_000_000
     vol_halflife_bars: float = 30.0
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.max_participation <= 1.0:
+        if self.max_participation is not None and not 0.0 < self.max_participation <= 1.0:
             raise ValueError(f"max_participation must be in (0, 1], found {self.max_participation}")
         if self.impact_coef < 0 or self.latency_ns < 0 or self.half_spread_bps < 0 or self.vol_halflife_bars <= 0:
             raise ValueError(f"costs, latency and half-life must be >= 0 (half-life > 0): {self}")
@@ -200,11 +200,15 @@ class PaperBroker:
         self.variance[symbol] = var if prev is None else self._decay * prev + (1 - self._decay) * var
         sigma = math.sqrt(self.variance[symbol])
         inst = self.instruments[symbol]
+        share = self.config.max_participation
         with localcontext(MONEY_CONTEXT):
-            capacity = floor_to(Decimal(repr(self.config.max_participation * bar.volume)), inst.size_increment)
+            if share is None:  # no volume cap: every working order can fill whole
+                capacity = sum((o.leaves_qty for o in self.working(symbol)), ZERO)
+            else:
+                capacity = floor_to(Decimal(repr(share * bar.volume)), inst.size_increment)
         cause = f"bar:{symbol}:{bar.start}"
         for order in self.working(symbol):
-            if order.arrival_ts >= bar.start + BAR_NS:
+            if order.arrival_ts >= bar.end:
                 continue  # still on its way to the venue
             before = len(order.events)
             capacity -= self._trade(order, bar, inst, sigma, capacity, out, cause)
@@ -222,8 +226,9 @@ class PaperBroker:
             out.events.append(order.expire(bar.start, cause))
             return ZERO
         qty = ZERO
-        if order.arrival_ts > bar.start:  # arrived mid-bar: only the part of the bar after it counts
-            left = Decimal((bar.start + BAR_NS - order.arrival_ts) / BAR_NS)
+        if order.arrival_ts > bar.start and self.config.max_participation is not None:
+            # arrived mid-bar: only the part of the bar after it counts
+            left = Decimal((bar.end - order.arrival_ts) / bar.span)
             with localcontext(MONEY_CONTEXT):
                 capacity = min(capacity, floor_to(capacity * left, inst.size_increment))
         priced = self._price(order, bar, inst, sigma, capacity, out, cause)
@@ -256,7 +261,7 @@ class PaperBroker:
         volume = bar.volume
         if order.arrival_ts > bar.start:
             open_ = top = bottom = close
-            volume *= (bar.start + BAR_NS - order.arrival_ts) / BAR_NS  # as its capacity: the part left
+            volume *= (bar.end - order.arrival_ts) / bar.span  # as its capacity: the part left
         ref = open_
         if i.order_type is OrderType.STOP and not order.triggered:
             stop = i.stop_price

@@ -28,7 +28,7 @@ from enum import StrEnum
 
 import numpy as np
 
-from raytrade.domain.bars import BAR_NS, Bar
+from raytrade.domain.bars import Bar
 from raytrade.domain.money import MONEY_CONTEXT, ZERO
 from raytrade.domain.orders import OrderIntent, RiskDecision, Side
 from raytrade.domain.portfolio_risk import (
@@ -223,7 +223,7 @@ class RiskRules:
         qty = self.confirmed.get(symbol, ZERO) + self.working.get(symbol, ZERO)
         if qty == ZERO:
             return None
-        close_ts = bar.start + BAR_NS
+        close_ts = bar.end
         return OrderIntent(
             f"risk:atr_stop:{symbol}:{bar.start}",
             "risk:atr_stop",

@@ -1,5 +1,9 @@
 """The shard's per-batch pipeline, free of Ray and Kafka: validate -> bars -> features ->
-score (one batched call) -> strategy -> order intents."""
+score (one batched call) -> strategies -> order intents and commands.
+
+The same engine runs inside a :class:`~raytrade.actors.market_shard.MarketShard` (ticks from
+Kafka) and inside ``raytrade backtest`` (ticks, or bars straight from files).
+"""
 
 from __future__ import annotations
 
@@ -8,17 +12,19 @@ from collections import Counter, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 import numpy as np
 
 from raytrade.domain.bars import Bar, BarBuilder
 from raytrade.domain.features import FEATURE_NAMES, FeatureState
 from raytrade.domain.instruments import Instrument
-from raytrade.domain.money import ZERO, decimal_from_float
+from raytrade.domain.money import ZERO
 from raytrade.domain.order_lifecycle import EventKind, OrderEvent
-from raytrade.domain.orders import OrderIntent
-from raytrade.domain.strategy import ThresholdStrategy
-from raytrade.domain.ticks import Rejection, Tick, TickValidator
+from raytrade.domain.orders import Fill, OrderCommand, OrderIntent
+from raytrade.domain.ticks import Rejection, TickValidator
+from raytrade.strategy.base import Strategy, StrategyFailedError
+from raytrade.strategy.context import EngineContext, EventRef, Outbox
 
 # Feature windows (n, history, n_features), oldest first -> probability of an up move per row.
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -45,6 +51,8 @@ RV_INDEX = FEATURE_NAMES.index("rv_30")  # per-bar realized volatility of log re
 
 # (partition, offset, key, value) of one consumed message.
 RawMessage = tuple[int, int, bytes | None, bytes]
+# (partition, offset, symbol, bar) of one bar read from a file.
+BarRow = tuple[int, int, str, Bar]
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,50 +73,106 @@ class BatchResult:
     intents: list[OrderIntent] = field(default_factory=list)
     rejected: list[RejectedMessage] = field(default_factory=list)
     bars: list[tuple[str, Bar]] = field(default_factory=list)
+    commands: list[OrderCommand] = field(default_factory=list)
     accepted: int = 0
     bars_closed: int = 0
 
 
 @dataclass(slots=True)
-class _Pending:
+class _Closed:
     symbol: str
-    window: list[tuple[float, ...]]
-    features: tuple[float, ...]
-    tick: Tick
-    partition: int
-    offset: int
+    bar: Bar
+    features: tuple[float, ...] | None
+    window: list[tuple[float, ...]] | None
+    ref: EventRef
 
 
 class ShardEngine:
-    """Per-symbol state for the symbols of one shard's partitions."""
+    """Per-symbol state for the symbols of one shard's partitions, and the strategies that trade them.
+
+    ``positions`` is the shard's view per symbol: the account's position plus the signed
+    quantity still working in open orders, moved at once by every order a strategy sends and
+    settled by Execution's replies (:meth:`sync`, or :meth:`apply_events` for a replay).
+    """
 
     def __init__(
         self,
         instruments: Sequence[Instrument],
-        strategy: ThresholdStrategy,
-        model: ShardModel,
+        strategies: Sequence[Strategy],
+        model: ShardModel | None,
         equity: Decimal = Decimal(100_000),
+        disable_failing: bool = False,
     ) -> None:
         self.instruments = {i.symbol: i for i in instruments}
-        self.strategy = strategy
+        ids = [s.id for s in strategies]
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"strategy ids must be unique, found {ids}")
+        needy = [s.id for s in strategies if s.requires_model]
+        if needy and model is None:
+            raise ValueError(f"strategies {needy} need a model score, and no model is configured")
+        self.strategies = list(strategies)
         self.model = model
         self.validator = TickValidator(set(self.instruments))
         self.bars: dict[str, BarBuilder] = {s: BarBuilder() for s in self.instruments}
         self.features: dict[str, FeatureState] = {s: FeatureState() for s in self.instruments}
-        # Position + signed quantity still working in open orders: what the strategy steers.
         self.positions: dict[str, Decimal] = {}
         self.equity = equity
         self.last_price: dict[str, float] = {}
         self.last_score: dict[str, float] = {}
-        self.history: dict[str, deque[tuple[float, ...]]] = {s: deque(maxlen=model.history) for s in self.instruments}
+        depth = model.history if model is not None else 1
+        self.history: dict[str, deque[tuple[float, ...]]] = {s: deque(maxlen=depth) for s in self.instruments}
         self.rejected_by_reason: Counter[str] = Counter()
         self.accepted = 0
         self.anomaly_blocked = 0
+        self.outbox = Outbox(self.positions)
+        self.contexts = {
+            s.id: EngineContext(s.id, self.instruments, self.outbox, lambda: self.equity) for s in self.strategies
+        }
+        for s in self.strategies:
+            s.bind(self.contexts[s.id])
+        self._by_id = {s.id: s for s in self.strategies}
+        self.started = False
+        # A raising strategy stops the engine (StrategyFailedError), or with ``disable_failing`` is switched
+        # off: what it sent in the failing call is dropped, and the reason kept here.
+        self.disable_failing = disable_failing
+        self.disabled: dict[str, str] = {}
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Call every strategy's ``on_start`` (once; after a restore, so they see their state)."""
+        if not self.started:
+            self.started = True
+            for s in list(self.strategies):
+                self._call(s, "on_start")
+
+    def stop(self) -> None:
+        """Call every strategy's ``on_stop``."""
+        for s in list(self.strategies):
+            self._call(s, "on_stop")
+
+    def _call(self, s: Strategy, hook: str, *args: Any) -> None:
+        """Run one hook; a failure stops the engine or disables the strategy (see ``disable_failing``)."""
+        box = self.outbox
+        n_intents, n_commands = len(box.intents), len(box.commands)
+        try:
+            getattr(s, hook)(*args)
+        except Exception as exc:
+            failure = StrategyFailedError(s.id, hook, box.event.ts_event, exc)
+            if not self.disable_failing:
+                raise failure from exc
+            self.discard(box.intents[n_intents:])
+            del box.intents[n_intents:], box.commands[n_commands:]
+            self.disabled[s.id] = str(failure)
+            self.strategies.remove(s)
+            self._by_id.pop(s.id, None)
+
+    # -- market data ----------------------------------------------------------------------
 
     def process(self, messages: Iterable[RawMessage], ts_consumed: int) -> BatchResult:
-        """Run one batch; scoring happens once for every bar the batch closed."""
+        """Run one batch of raw tick messages; scoring happens once for every bar the batch closed."""
         out = BatchResult()
-        pending: list[_Pending] = []
+        closed: list[_Closed] = []
         for partition, offset, key, value in messages:
             v = self.validator.validate(value, key)
             if isinstance(v, Rejection):
@@ -120,45 +184,123 @@ class ShardEngine:
             bar = self.bars[v.symbol].add(v.price, v.size, v.ts)
             if bar is None:
                 continue
-            out.bars_closed += 1
             out.bars.append((v.symbol, bar))
-            f = self.features[v.symbol].update(bar)
-            if f is None:
-                continue
-            hist = self.history[v.symbol]
+            ref = EventRef(f"{partition}:{offset}", v.ts, ts_consumed, dict(self.last_price))
+            closed.append(self._close(v.symbol, bar, ref))
+        self.accepted += out.accepted
+        return self._finish(out, closed)
+
+    def process_bars(self, rows: Iterable[BarRow], ts_consumed: int | None = None) -> BatchResult:
+        """Run one batch of whole bars (from files, checked by the caller): each decides at its close."""
+        out = BatchResult()
+        closed: list[_Closed] = []
+        for partition, offset, symbol, bar in rows:
+            if symbol not in self.instruments:
+                raise ValueError(f"bar for unknown symbol {symbol!r} (known: {sorted(self.instruments)})")
+            self.last_price[symbol] = bar.close
+            out.bars.append((symbol, bar))
+            ts = bar.end
+            ref = EventRef(f"{partition}:{offset}", ts, ts_consumed or ts, dict(self.last_price))
+            closed.append(self._close(symbol, bar, ref))
+        out.accepted = len(closed)
+        self.accepted += out.accepted
+        return self._finish(out, closed)
+
+    def _close(self, symbol: str, bar: Bar, ref: EventRef) -> _Closed:
+        f = self.features[symbol].update(bar)
+        window = None
+        if f is not None and self.model is not None:
+            hist = self.history[symbol]
             hist.append(f)
             if len(hist) == hist.maxlen:
-                pending.append(_Pending(v.symbol, list(hist), f, v, partition, offset))
-        self.accepted += out.accepted
-        if pending:
-            windows = np.array([p.window for p in pending], dtype=np.float64)
-            scores = self.model.score(windows)
+                window = list(hist)
+        return _Closed(symbol, bar, f, window, ref)
+
+    def _finish(self, out: BatchResult, closed: list[_Closed]) -> BatchResult:
+        out.bars_closed = len(closed)
+        scores: dict[int, float | None] = {}
+        scored = [n for n, c in enumerate(closed) if c.window is not None]
+        if scored and self.model is not None:
+            windows = np.array([closed[n].window for n in scored], dtype=np.float64)
+            values = self.model.score(windows).tolist()
             gate = self.model.gate
-            blocked = gate(windows[:, -1, :]).tolist() if gate is not None else [False] * len(pending)
-            projected = dict(self.positions)
-            for p, score, block in zip(pending, scores.tolist(), blocked, strict=True):
-                self.last_score[p.symbol] = score
-                if block:  # an anomalous feature vector: no new order on this bar
+            blocked = gate(windows[:, -1, :]).tolist() if gate is not None else [False] * len(scored)
+            for n, value, block in zip(scored, values, blocked, strict=True):
+                self.last_score[closed[n].symbol] = value
+                if block:  # an anomalous feature vector: the strategies get no score on this bar
                     self.anomaly_blocked += 1
-                    continue
-                inst = self.instruments[p.symbol]
-                intent = self.strategy.decide(
-                    inst,
-                    score,
-                    projected.get(p.symbol, ZERO),
-                    decimal_from_float(p.tick.price, inst.price_increment),
-                    partition=p.partition,
-                    offset=p.offset,
-                    ts_event=p.tick.ts,
-                    ts_consumed=ts_consumed,
-                    equity=self.equity,
-                    vol=p.features[RV_INDEX],
-                    rsi=(p.features[RSI_INDEX] + 0.5) * 100.0,
-                )
-                if intent is not None:
-                    projected[p.symbol] = projected.get(p.symbol, ZERO) + intent.signed_qty
-                    out.intents.append(intent)
+                    scores[n] = None
+                else:
+                    scores[n] = value
+        if self.strategies:
+            for n, c in enumerate(closed):
+                self.outbox.at(c.ref)
+                features = dict(zip(FEATURE_NAMES, c.features, strict=True)) if c.features is not None else None
+                for s in list(self.strategies):
+                    self._call(s, "on_bar", c.symbol, c.bar, features, scores.get(n))
+        out.intents, out.commands = self.outbox.drain()
         return out
+
+    # -- feedback from Execution ----------------------------------------------------------
+
+    def deliver(self, events: Iterable[OrderEvent], fills: Iterable[Fill]) -> None:
+        """Hand each strategy the events (and fills) of its own orders, in order.
+
+        Orders a strategy sends from these hooks wait in the outbox for the next batch.
+        """
+        by_fill = {f.fill_id: f for f in fills}
+        for e in events:
+            strategy = self._by_id.get(e.order_id.split(":", 1)[0])
+            if strategy is None or e.symbol not in self.instruments:
+                continue
+            self.contexts[strategy.id].observe(e)
+            self.outbox.at(EventRef(f"re:{e.order_id}/{e.seq}", e.ts, e.ts, self.last_price))
+            self._call(strategy, "on_order_event", e)
+            fill = by_fill.get(e.fill_id) if e.fill_id else None
+            if fill is not None and strategy.id in self._by_id:
+                self._call(strategy, "on_fill", fill)
+
+    def pending(self) -> tuple[list[OrderIntent], list[OrderCommand]]:
+        """Orders and commands the strategies sent from feedback hooks, not yet part of a batch."""
+        return self.outbox.drain()
+
+    def discard(self, intents: Iterable[OrderIntent]) -> None:
+        """Forget intents that were never sent (a halted shard suppresses them): undo their position effect."""
+        for i in intents:
+            self.positions[i.symbol] = self.positions.get(i.symbol, ZERO) - i.signed_qty
+            for ctx in self.contexts.values():
+                ctx.orders.pop(i.order_id, None)
+
+    def sync(self, positions: dict[str, Decimal], working: dict[str, Decimal], equity: Decimal | None) -> None:
+        """Take Execution's view (position + working, per symbol of this shard) and the equity."""
+        for s in set(positions) | set(working):
+            if s in self.instruments:
+                self.positions[s] = positions.get(s, ZERO) + working.get(s, ZERO)
+        if equity is not None and equity > ZERO:
+            self.equity = equity
+
+    def apply_events(self, events: Iterable[OrderEvent], sent: Iterable[OrderIntent] = ()) -> None:
+        """Replay the recorded effect of order events on the position + working view.
+
+        ``sent``: the batch's intents, whose effect the view already holds; it is undone first,
+        since the recorded ACCEPTED events bring it back (a denied one does not). A fill moves
+        quantity from working to position (no change here); an accepted order adds its
+        quantity; a cancel or expiry removes what was left.
+        """
+        for i in sent:
+            self.positions[i.symbol] = self.positions.get(i.symbol, ZERO) - i.signed_qty
+        for e in events:
+            if e.symbol not in self.instruments:
+                continue
+            if e.kind is EventKind.ACCEPTED:
+                delta = e.qty
+            elif e.kind in (EventKind.CANCELLED, EventKind.EXPIRED):
+                delta = -(e.qty - e.filled_qty)
+            else:
+                continue
+            self.positions[e.symbol] = self.positions.get(e.symbol, ZERO) + e.side.sign * delta
+
+    # -- snapshots ------------------------------------------------------------------------
 
     _STATE = (
         "validator",
@@ -175,8 +317,11 @@ class ShardEngine:
     )
 
     def snapshot(self) -> bytes:
-        """All per-symbol state (validation, bars, indicators, positions, counters) as bytes."""
-        return pickle.dumps({name: getattr(self, name) for name in self._STATE}, protocol=pickle.HIGHEST_PROTOCOL)
+        """All per-symbol state, and each strategy's ``on_save`` bytes and open orders, as bytes."""
+        state: dict[str, Any] = {name: getattr(self, name) for name in self._STATE}
+        state["strategies"] = {s.id: s.on_save() for s in self.strategies}
+        state["orders"] = {sid: dict(ctx.orders) for sid, ctx in self.contexts.items()}
+        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, blob: bytes) -> None:
         """Replace the state by a :meth:`snapshot` (of an engine with the same instruments)."""
@@ -184,30 +329,15 @@ class ShardEngine:
         unknown = set(state["bars"]) - set(self.instruments)
         if unknown:
             raise ValueError(f"snapshot has symbols outside this shard's universe: {sorted(unknown)}")
+        shared = ("positions",)  # the strategies' outbox holds this dict: refill, not rebind
         for name in self._STATE:
-            setattr(self, name, state[name])
-
-    def sync(self, positions: dict[str, Decimal], working: dict[str, Decimal], equity: Decimal | None) -> None:
-        """Take Execution's view (position + working, per symbol of this shard) and the equity."""
-        for s in set(positions) | set(working):
-            if s in self.instruments:
-                self.positions[s] = positions.get(s, ZERO) + working.get(s, ZERO)
-        if equity is not None and equity > ZERO:
-            self.equity = equity
-
-    def apply_events(self, events: Iterable[OrderEvent]) -> None:
-        """Replay the recorded effect of order events on the position + working view.
-
-        A fill moves quantity from working to position (no change here); an accepted order
-        adds its quantity; a cancel or expiry removes what was left.
-        """
-        for e in events:
-            if e.symbol not in self.instruments:
-                continue
-            if e.kind is EventKind.ACCEPTED:
-                delta = e.qty
-            elif e.kind in (EventKind.CANCELLED, EventKind.EXPIRED):
-                delta = -(e.qty - e.filled_qty)
+            if name in shared:
+                getattr(self, name).clear()
+                getattr(self, name).update(state[name])
             else:
-                continue
-            self.positions[e.symbol] = self.positions.get(e.symbol, ZERO) + e.side.sign * delta
+                setattr(self, name, state[name])
+        for s in self.strategies:
+            blob_s = state.get("strategies", {}).get(s.id)
+            if blob_s:
+                s.on_load(blob_s)
+            self.contexts[s.id].orders = dict(state.get("orders", {}).get(s.id, {}))

@@ -54,6 +54,25 @@ class ThresholdStrategy:
             notional = self.sizer.notional(SizingInputs(equity, price, score, direction, vol))
         return floor_to(notional / price, instrument.size_increment)
 
+    def delta(
+        self,
+        instrument: Instrument,
+        score: float,
+        position: Decimal,
+        price: Decimal,
+        equity: Decimal = ZERO,
+        vol: float | None = None,
+        rsi: float | None = None,
+    ) -> Decimal:
+        """The signed quantity that moves ``position`` to the target for ``score`` (zero: hold)."""
+        thresholds = self.adaptive.thresholds(vol, rsi) if self.adaptive is not None else None
+        long_above, _ = thresholds or (self.long_above, self.short_below)
+        direction = 1 if score > long_above else -1
+        unit = self.unit(instrument, score, price, direction, equity, vol)
+        if unit <= ZERO:
+            return ZERO
+        return self.target(score, position, unit, thresholds) - position
+
     def decide(
         self,
         instrument: Instrument,
@@ -70,13 +89,7 @@ class ThresholdStrategy:
         rsi: float | None = None,
     ) -> OrderIntent | None:
         """Return the intent that moves ``position`` to the target, or ``None``."""
-        thresholds = self.adaptive.thresholds(vol, rsi) if self.adaptive is not None else None
-        long_above, _ = thresholds or (self.long_above, self.short_below)
-        direction = 1 if score > long_above else -1
-        unit = self.unit(instrument, score, price, direction, equity, vol)
-        if unit <= ZERO:
-            return None
-        delta = self.target(score, position, unit, thresholds) - position
+        delta = self.delta(instrument, score, position, price, equity, vol, rsi)
         if delta == ZERO:
             return None
         return OrderIntent(

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
+from raytrade.domain import performance
 from raytrade.training.datasets import Dataset
 
 
@@ -13,7 +15,7 @@ from raytrade.training.datasets import Dataset
 class BacktestResult:
     """Portfolio of equal capital per symbol, each in ``{-1, 0, +1}`` units of that capital."""
 
-    sharpe: float  # annualized, net of costs
+    sharpe: float  # annualized (ddof=1), net of costs
     sharpe_gross: float  # the same positions without costs
     max_drawdown: float  # worst peak-to-trough fall of the net equity curve, as a fraction
     total_return: float  # net, compounded
@@ -39,14 +41,15 @@ def threshold_positions(prob_up: np.ndarray, long_above: float, short_below: flo
 
 
 def sharpe(returns: np.ndarray, bars_per_year: float) -> float:
-    sd = float(np.std(returns))
-    return float(np.mean(returns) / sd * np.sqrt(bars_per_year)) if sd > 0 else 0.0
+    """:func:`raytrade.domain.performance.sharpe` (ddof=1); 0.0 where undefined (under 2 returns, no dispersion)."""
+    value = performance.sharpe(returns, bars_per_year)
+    return value if math.isfinite(value) else 0.0
 
 
 def max_drawdown(returns: np.ndarray) -> float:
-    equity = np.cumprod(1.0 + returns)
-    peak = np.maximum.accumulate(np.concatenate([[1.0], equity]))[1:]
-    return float(np.max(1.0 - equity / peak)) if len(equity) else 0.0
+    """Worst peak-to-trough fall as a POSITIVE fraction (the negated :func:`raytrade.domain.performance.max_drawdown`),
+    0.0 for no returns."""
+    return abs(performance.max_drawdown(returns)) if len(returns) else 0.0
 
 
 def backtest(

@@ -74,8 +74,8 @@ def config(tmp: Path, topic: str, **extra: str) -> RunConfig:
         "RAYTRADE__KAFKA__TOPIC": topic,
         "RAYTRADE__KAFKA__DEAD_LETTER_TOPIC": f"{topic}.dlq",
         "RAYTRADE__KAFKA__GROUP_ID": f"g-{topic}",
-        "RAYTRADE__STRATEGY__LONG_ABOVE": "0.51",
-        "RAYTRADE__STRATEGY__SHORT_BELOW": "0.49",
+        "RAYTRADE__STRATEGIES__0__PARAMS__LONG_ABOVE": "0.51",
+        "RAYTRADE__STRATEGIES__0__PARAMS__SHORT_BELOW": "0.49",
         "RAYTRADE__STATE_DIR": str(tmp / "state"),
         "RAYTRADE__BATCH_SIZE": "500",
         # Runs are compared fill for fill: switch off the checks whose outcome depends on how

@@ -16,30 +16,33 @@ from raytrade.domain.order_lifecycle import EventKind
 from raytrade.domain.orders import OrderIntent, OrderStatus, RiskDecision, Side
 from raytrade.domain.paper_broker import PaperBrokerConfig
 from raytrade.domain.shard_engine import ShardEngine
-from raytrade.domain.strategy import ThresholdStrategy
+from raytrade.strategy.builtins import ModelThreshold
 from tests.unit.test_shard_engine import BTC, messages, momentum
 
-STRATEGY = ThresholdStrategy("m", 0.6, 0.4, D("10000"), True)
+
+def strategies() -> list[ModelThreshold]:
+    return [ModelThreshold("m", {"long_above": 0.6, "short_below": 0.4, "order_notional": "10000"})]
 
 
-def book(engine: ShardEngine, intents: list[OrderIntent]) -> None:
-    """Execution's answer as if every intent filled: the engine takes the resulting positions."""
-    engine.sync({"BTCUSDT": engine.positions.get("BTCUSDT", D(0)) + sum(i.signed_qty for i in intents)}, {}, None)
+def book(engine: ShardEngine) -> None:
+    """Execution's answer as if every intent filled: the view the engine already holds after sending them."""
+    engine.sync({"BTCUSDT": engine.positions.get("BTCUSDT", D(0))}, {}, None)
 
 
 def test_snapshot_restore_continues_exactly_like_an_uninterrupted_engine() -> None:
     prices = [20000.0 + ((i * 37) % 11 - 5) * 7 for i in range(WARMUP_BARS + 60)]
     msgs = messages(prices)
     half = len(msgs) // 2
-    straight = ShardEngine([BTC], STRATEGY, momentum)
-    first = straight.process(msgs[:half], 0)
-    book(straight, first.intents)
+    straight = ShardEngine([BTC], strategies(), momentum)
+    straight.process(msgs[:half], 0)
+    book(straight)
     second = straight.process(msgs[half:], 0)
 
-    crashed = ShardEngine([BTC], STRATEGY, momentum)
-    book(crashed, crashed.process(msgs[:half], 0).intents)
+    crashed = ShardEngine([BTC], strategies(), momentum)
+    crashed.process(msgs[:half], 0)
+    book(crashed)
     blob = crashed.snapshot()
-    restored = ShardEngine([BTC], STRATEGY, momentum)
+    restored = ShardEngine([BTC], strategies(), momentum)
     restored.restore(blob)
     again = restored.process(msgs[half:], 0)
     assert second.intents, "the second half should trade for the comparison to mean something"
@@ -52,9 +55,9 @@ def test_snapshot_restore_continues_exactly_like_an_uninterrupted_engine() -> No
 
 def test_restore_refuses_a_snapshot_of_another_universe() -> None:
     eth = Instrument("ETHUSDT", D("0.01"), D("0.0001"))
-    blob = ShardEngine([BTC, eth], STRATEGY, momentum).snapshot()
+    blob = ShardEngine([BTC, eth], strategies(), momentum).snapshot()
     with pytest.raises(ValueError, match="outside this shard's universe"):
-        ShardEngine([BTC], STRATEGY, momentum).restore(blob)
+        ShardEngine([BTC], strategies(), momentum).restore(blob)
 
 
 def test_snapshot_store_replaces_atomically_and_survives_reopen(tmp_path: Path) -> None:

@@ -122,4 +122,9 @@ def test_shard_scoring_through_serve_needs_the_gateway_deployed() -> None:
         REPO / "configs" / "default.yaml",
         env={"RAYTRADE__MODEL__SCORING": "serve", "RAYTRADE__SERVE__ENABLED": "true"},
     )
-    assert cfg.model.scoring == "serve" and cfg.serve.port == 8000 and cfg.serve.host == "127.0.0.1"
+    assert (
+        cfg.model is not None
+        and cfg.model.scoring == "serve"
+        and cfg.serve.port == 8000
+        and cfg.serve.host == "127.0.0.1"
+    )

@@ -9,8 +9,8 @@ from raytrade.domain.features import WARMUP_BARS
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import floor_to
 from raytrade.domain.shard_engine import RawMessage, ShardEngine, ShardModel
-from raytrade.domain.strategy import ThresholdStrategy
 from raytrade.domain.ticks import Tick, encode_tick
+from raytrade.strategy.builtins import ModelThreshold
 
 BTC = Instrument("BTCUSDT", D("0.01"), D("0.00001"))
 T0 = 1_672_531_200 * 10**9
@@ -29,6 +29,10 @@ def messages(prices: list[float]) -> list[RawMessage]:
     return [(0, i, b"BTCUSDT", encode_tick(Tick("BTCUSDT", p, 0.1, T0 + i * BAR_NS))) for i, p in enumerate(prices)]
 
 
+def STRATEGIES() -> list[ModelThreshold]:  # noqa: N802
+    return [ModelThreshold("m", {"long_above": 0.6, "short_below": 0.4, "order_notional": "10000"})]
+
+
 def test_engine_trades_only_after_warm_up_and_batches_scoring() -> None:
     calls: list[int] = []
 
@@ -36,7 +40,11 @@ def test_engine_trades_only_after_warm_up_and_batches_scoring() -> None:
         calls.append(len(windows))
         return momentum_rule(windows)
 
-    engine = ShardEngine([BTC], ThresholdStrategy("m", 0.6, 0.4, D("10000"), True), ShardModel(scorer))
+    engine = ShardEngine(
+        [BTC],
+        STRATEGIES(),
+        ShardModel(scorer),
+    )
     prices = [20000.0 + (i % 7) * 10 for i in range(WARMUP_BARS + 10)]
     out = engine.process(messages(prices), ts_consumed=123)
     assert out.accepted == len(prices) and out.bars_closed == len(prices) - 1
@@ -53,7 +61,7 @@ def test_engine_trades_only_after_warm_up_and_batches_scoring() -> None:
 
 
 def test_engine_never_scores_or_trades_bad_messages() -> None:
-    engine = ShardEngine([BTC], ThresholdStrategy("m", 0.6, 0.4, D("10000"), True), momentum)
+    engine = ShardEngine([BTC], STRATEGIES(), momentum)
     good = messages([20000.0 + i for i in range(WARMUP_BARS + 3)])
     bad: list[RawMessage] = [
         (0, 900, b"BTCUSDT", b'{"symbol":"BTCUSDT","price":NaN,"size":1,"ts":%d}' % (T0 + 10**15)),

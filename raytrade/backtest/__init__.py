@@ -1,0 +1,1 @@
+"""In-process backtests on the live engine's classes."""
