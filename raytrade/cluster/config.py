@@ -136,7 +136,7 @@ class RiskConfig(_Strict):
     max_net_exposure: Decimal | None = Field(None, gt=0)
     max_order_qty: dict[str, Decimal] = Field(default_factory=dict, description="Per symbol")
     max_position_qty: dict[str, Decimal] = Field(default_factory=dict, description="Per symbol")
-    max_orders_per_s: int | None = Field(None, ge=1, description="All symbols, wall clock")
+    max_orders_per_s: int | None = Field(None, ge=1, description="All symbols, in event time (tick/bar timestamps)")
     max_orders_per_s_per_symbol: int | None = Field(None, ge=1)
     price_band: Decimal | None = Field(None, gt=0, lt=1, description="Max |price - last trade| / last trade")
     min_cash: Decimal | None = Field(None, ge=0)
@@ -341,5 +341,10 @@ def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> R
     try:
         return RunConfig.model_validate(raw)
     except ValidationError as exc:
-        lines = [f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors()]
-        raise ConfigError(f"invalid config {path or '(defaults)'}:\n" + "\n".join(lines)) from None
+        lines = []
+        for e in exc.errors():
+            where, msg = ".".join(str(p) for p in e["loc"]), str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"{where}: {msg}" if where else msg)
+        if len(lines) == 1:  # one problem, one line
+            raise ConfigError(f"invalid config {path or '(defaults)'}: {lines[0]}") from None
+        raise ConfigError(f"invalid config {path or '(defaults)'}:\n" + "\n".join(f"  {x}" for x in lines)) from None
