@@ -9,17 +9,20 @@ from collections.abc import Sequence
 from decimal import Decimal, localcontext
 from typing import Any
 
+import numpy as np
 import ray
 
 from raytrade.adapters.ledger import Ledger, LedgerWrite
-from raytrade.domain.bars import Bar
+from raytrade.domain.bars import BAR_NS, Bar
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import MONEY_CONTEXT, ZERO, decimal_from_float
 from raytrade.domain.order_lifecycle import InvalidTransitionError, Order, OrderEvent
 from raytrade.domain.orders import ExecutionReply, Fill, OrderCommand, OrderReport, RiskDecision
 from raytrade.domain.paper_broker import PaperBroker, PaperBrokerConfig
+from raytrade.domain.performance import summarize
 from raytrade.domain.portfolio import Portfolio
 from raytrade.domain.reconciliation import reconcile
+from raytrade.domain.round_trips import round_trips
 
 
 class NotTheGateError(PermissionError):
@@ -66,6 +69,8 @@ class ExecutionCore:
         # Event time: the latest bar close or order time seen. Commands from outside the market
         # data (cancels, halts) are stamped with it; the wall clock only measures latency.
         self.event_ns = max((b[0] for b in bars.values()), default=0)
+        self.curve: list[tuple[int, float, float]] = []  # (minute, equity, gross exposure) in event time
+        self._sampled = -1
         self.replayed = 0
         self.calls = 0
         self.busy_s = 0.0
@@ -81,9 +86,11 @@ class ExecutionCore:
         key: str = "",
         recorded: Sequence[str] = (),
         commands: Sequence[OrderCommand] = (),
+        gate_state: bytes | None = None,
     ) -> ExecutionReply:
         """Trade working orders on ``bars``, take the new decisions and the strategies' cancel/replace
-        ``commands``, all in event-time order; record everything atomically.
+        ``commands``, all in event-time order; record everything atomically (with ``gate_state``, the
+        gate's rule state as of this call, so a restarted gate resumes exactly where the ledger is).
 
         ``recorded``: ids of replayed orders the gate already found in the ledger; their intake
         events come back in the reply too, so a replaying shard sees what it saw the first time.
@@ -93,7 +100,7 @@ class ExecutionCore:
         self._check_key(key)
         t0 = time.perf_counter()
         try:
-            return self._execute(decisions, bars, recorded, commands)
+            return self._execute(decisions, bars, recorded, commands, gate_state)
         finally:
             self.calls += 1
             self.busy_s += time.perf_counter() - t0
@@ -104,10 +111,11 @@ class ExecutionCore:
         bars: Sequence[tuple[str, Bar]],
         recorded: Sequence[str],
         commands: Sequence[OrderCommand] = (),
+        gate_state: bytes | None = None,
     ) -> ExecutionReply:
         if self.venue_latency_s and any(d.approved for d in decisions):
             time.sleep(self.venue_latency_s)
-        write = LedgerWrite()
+        write = LedgerWrite(gate_state=gate_state)
         old_causes: list[str] = []
         known = self.ledger.reports(d.intent.order_id for d in decisions)
         reports: dict[int, OrderReport] = {}
@@ -190,6 +198,11 @@ class ExecutionCore:
     ) -> ExecutionReply:
         books = self.portfolio.positions()
         working = self.working()
+        equity = self.portfolio.equity(self.marks)
+        minute = self.event_ns // BAR_NS
+        if minute > self._sampled:  # the equity curve, one point per minute of event time
+            self._sampled = minute
+            self.curve.append((minute * BAR_NS, float(equity), float(self._gross(books))))
         return ExecutionReply(
             reports,
             {s: books.get(s, ZERO) for s in symbols},
@@ -197,9 +210,24 @@ class ExecutionCore:
             fills,
             {s: working.get(s, ZERO) for s in symbols},
             self.portfolio.cash,
-            self.portfolio.equity(self.marks),
+            equity,
             events,
         )
+
+    def _gross(self, books: dict[str, Decimal]) -> Decimal:
+        with localcontext(MONEY_CONTEXT):
+            return sum((abs(q * self.marks[s]) for s, q in books.items() if s in self.marks), ZERO)
+
+    def performance(self, periods_per_year: float) -> dict[str, Any]:
+        """Every metric of :func:`raytrade.domain.performance.summarize` over the equity curve this
+        Execution sampled (one point per minute of event time since it started) and the ledger's fills."""
+        fills = self.ledger.fills()
+        with localcontext(MONEY_CONTEXT):
+            traded = sum((f.qty * f.price for f in fills), ZERO)
+        ts = np.array([c[0] for c in self.curve], dtype=np.int64)
+        equity = np.array([c[1] for c in self.curve], dtype=np.float64)
+        gross = np.array([c[2] for c in self.curve], dtype=np.float64)
+        return summarize(ts, equity, periods_per_year, round_trips(fills), traded, self.portfolio.fees, gross)
 
     def working(self) -> dict[str, Decimal]:
         """Signed quantity still working in open orders, per symbol."""
@@ -267,6 +295,7 @@ class ExecutionCore:
             "marks": dict(self.marks),
             "seq": self.ledger.seq(),
             "event_ns": self.event_ns,
+            "gate_state": self.ledger.gate_state(),
         }
 
     def symbols(self) -> list[str]:
@@ -341,9 +370,10 @@ class Execution:
         key: str = "",
         recorded: Sequence[str] = (),
         commands: Sequence[OrderCommand] = (),
+        gate_state: bytes | None = None,
     ) -> ExecutionReply:
         """See :meth:`ExecutionCore.execute`."""
-        return self.core.execute(decisions, bars, key, recorded, commands)
+        return self.core.execute(decisions, bars, key, recorded, commands, gate_state)
 
     def cancel(self, order_id: str, reason: str, who: str, key: str = "", owner: str | None = None) -> OrderReport:
         """See :meth:`ExecutionCore.cancel`."""
@@ -412,3 +442,7 @@ class Execution:
     def latencies_ns(self) -> list[int]:
         """See :meth:`ExecutionCore.latencies_ns`."""
         return self.core.latencies_ns()
+
+    def performance(self, periods_per_year: float) -> dict[str, Any]:
+        """See :meth:`ExecutionCore.performance`."""
+        return self.core.performance(periods_per_year)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import logging
 import os
@@ -33,6 +34,10 @@ SNAPSHOT_EVERY_S = 1.0
 # on Tansu 0.6.0 with librdkafka: after about a minute under load a consumer can stop getting
 # records at some offset for good (re-assigning does not help; a new consumer reads on at once).
 STALL_S = 3.0
+# A shard caught up with its log and without records this long tells the gate it is idle, so the other
+# shards' groups are not held for it (a partition without data must not stop trading).
+# Only with a fresh view of the log end (a paused or unreachable broker is not an idle partition).
+IDLE_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,8 @@ class MarketShard:
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
         self.engine = ShardEngine(instruments, load_strategies(strategies), model, initial_equity, disable_failing)
-        self.trading_state = "ACTIVE"
+        self.trading_state = "ACTIVE"  # the latest known (pushed by the gate, or in a reply)
+        self.reply_state = "ACTIVE"  # as of the last reply: what suppresses intents (deterministic)
         self.trading_state_at_ns: int | None = None
         self.trading_state_version = -1  # the gate's transition count behind ``trading_state``
         self.risk_gate = risk_gate
@@ -139,6 +145,8 @@ class MarketShard:
         self.consumer.assign(wiring.topic, partitions, self.next_offsets or None)
         self.consumer_rebuilds = 0
         self._last_records_at = time.monotonic()
+        self._idle = False
+        self._ends_at = 0.0  # when the log ends were last read successfully
         if not self.next_offsets:
             committed = self.consumer.committed(wiring.topic, partitions)
             self.next_offsets = {p: o or 0 for p, o in committed.items()}
@@ -224,6 +232,7 @@ class MarketShard:
                     "were deleted before this shard consumed them"
                 )
             self.end_offsets[p] = end
+        self._ends_at = time.monotonic()
         self._update_lag()
 
     def _update_lag(self) -> None:
@@ -241,7 +250,11 @@ class MarketShard:
                 records = await loop.run_in_executor(None, self._poll)
                 self.phase_s["poll"] += time.perf_counter() - t0
                 if records:
+                    self._idle = False
                     await self._handle(records)
+                elif not self._idle and self._quiet():
+                    self._idle = True
+                    await self.risk_gate.set_idle.remote(self.shard_id, True)
             self.engine.stop()
             if self._since_snapshot:  # a clean stop: the next start re-reads nothing
                 self._save_snapshot()
@@ -257,7 +270,18 @@ class MarketShard:
         finally:
             self.consumer.close()
             self.admin.close()
+            with contextlib.suppress(Exception):  # stopped: the others' groups must not wait for this shard
+                await self.risk_gate.set_idle.remote(self.shard_id, True)
         return self.stats()
+
+    def _quiet(self) -> bool:
+        """Caught up with every partition's known log end (once it is known: a shard that has just
+        (re)started is not idle), and no records for :data:`IDLE_S`."""
+        ends, now = self.end_offsets, time.monotonic()
+        if any(p not in ends for p in self.partitions) or now - self._ends_at > 2 * WATERMARK_EVERY_S:
+            return False
+        behind = any(ends[p] > self.next_offsets.get(p, 0) for p in self.partitions)
+        return not behind and now - self._last_records_at >= IDLE_S
 
     def _flush_dead_letters(self) -> None:
         """Wait until the broker has every dead letter; a broker outage only delays this."""
@@ -278,35 +302,47 @@ class MarketShard:
         # In a worker thread, so the loop keeps serving ``set_trading_state`` (a halt) and ``stats``
         # while a batch is scored; nothing else touches the engine until this returns.
         rows = [(r.partition, r.offset, r.key, r.value) for r in records]
-        result = await asyncio.get_running_loop().run_in_executor(None, self.engine.process, rows, now)
+        prepared = await asyncio.get_running_loop().run_in_executor(None, self.engine.prepare, rows, now)
         t1 = time.perf_counter()
         ph = self.phase_s
         ph["process"] += t1 - t0
         c = self.counters
-        if result.rejected:
-            for m in result.rejected:
+        if prepared.rejected:
+            for m in prepared.rejected:
                 self.dlq.produce(self.wiring.dead_letter_topic, m.key, dead_letter(m, self.wiring.topic))
             await asyncio.get_running_loop().run_in_executor(None, self._flush_dead_letters)
-            c["dead_lettered"] += len(result.rejected)
+            c["dead_lettered"] += len(prepared.rejected)
         t2 = time.perf_counter()
         ph["dead_letters"] += t2 - t1
-        intents, commands = result.intents, result.commands
-        if intents and self.trading_state == "HALTED":  # the gate would deny them: do not send
-            c["intents_suppressed"] += len(intents)
-            self.engine.discard(intents)
-            intents = []
-        if intents or commands or result.bars:
+        # One group (the bars one message closed) at a time, in event-time order across the shards:
+        # the strategies decide with the view the previous group left, the gate takes the group when
+        # every other shard has passed its key, and the reply settles the view for the next one.
+        groups = prepared.groups
+        for n, group in enumerate(groups):
+            result = self.engine.decide(group)
+            intents, commands = result.intents, result.commands
+            if intents and self.reply_state == "HALTED":  # the gate said so in its last reply: do not send
+                c["intents_suppressed"] += len(intents)
+                self.engine.discard(intents)
+                intents = []
             c["intents"] += len(intents)
-            replay = any(r.offset < self.replay_until.get(r.partition, 0) for r in records)
+            _, partition, offset = group.key
+            replay = offset < self.replay_until.get(partition, 0)
             self.replay_batches += replay
-            reply = await self.risk_gate.submit.remote(intents, replay, result.bars, commands)
+            watermark = prepared.end if n == len(groups) - 1 else None
+            reply = await self.risk_gate.submit.remote(
+                intents, replay, result.bars, commands, self.shard_id, group.key, watermark
+            )
             c["filled"] += sum(1 for f in reply.fills if f.symbol in self.engine.instruments)
+            self.reply_state = reply.trading_state
             self.set_trading_state(reply.trading_state, "in the gate's reply", reply.state_version)
-            if replay:  # the recorded effects of this batch, as the first time
+            if replay:  # the recorded effects of this group, as the first time
                 self.engine.apply_events(reply.events, intents)
             else:
                 self.engine.sync(reply.positions, reply.working, reply.equity)
             self.engine.deliver(reply.events, reply.fills)
+        if not groups and prepared.end is not None:
+            await self.risk_gate.advance.remote(self.shard_id, prepared.end)
         t3 = time.perf_counter()
         ph["submit"] += t3 - t2
         # Counted only now, with the batch's orders in the ledger: ``stats`` is served while the

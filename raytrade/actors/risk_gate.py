@@ -17,8 +17,10 @@ import ray
 from raytrade.domain.bars import Bar
 from raytrade.domain.gate import GateCore
 from raytrade.domain.instruments import Instrument
+from raytrade.domain.money import ZERO
 from raytrade.domain.orders import ExecutionReply, OrderCommand, OrderIntent, OrderReport
-from raytrade.domain.risk import RiskEvent, RiskLimits, TradingState
+from raytrade.domain.risk import RiskEvent, RiskLimits, RiskRules, TradingState, stop_exit_id
+from raytrade.domain.sequencer import EventOrder, Key
 
 
 def _write_atomically(path: Path, text: str) -> None:
@@ -56,9 +58,13 @@ class RiskGate:
         instruments: list[Instrument] | None = None,
         key: str = "",
         max_inflight: int = 4,
+        shards: int = 0,
     ) -> None:
         self.core = GateCore(limits, instruments or [])
-        self.rules = self.core.rules
+        # Event-time order of the groups of shards 0..shards-1 (see domain/sequencer.py); known from the
+        # constructor, so a restarted gate orders the retried calls as the first one did.
+        self.order = EventOrder(range(shards))
+        self._turn = asyncio.Condition()
         self.execution = execution
         self.key = key
         self.state_path = Path(state_path)
@@ -66,12 +72,11 @@ class RiskGate:
         # Grows with every transition and survives restarts: shards take a state (pushed, or
         # in a reply) only if it is newer than the one they have.
         self.state_version = 0
+        self._saved: dict[str, Any] | None = None
         if self.state_path.exists():
-            saved = json.loads(self.state_path.read_text())
-            self.state_version = int(saved.get("version", 0))
-            if saved["state"] != TradingState.ACTIVE.value:
-                self.rules.set_state(TradingState(saved["state"]), saved["reason"], 0)
-                self.rules.events.clear()
+            self._saved = json.loads(self.state_path.read_text())
+            self.state_version = int(self._saved.get("version", 0))
+        self._apply_saved_state()
         self.shards: list[Any] = []
         self._slots = asyncio.Semaphore(max_inflight)
         self._loaded = False
@@ -82,19 +87,54 @@ class RiskGate:
         self.execute_wait_s = 0.0  # time spent waiting on Execution (the profile behind the benchmark)
         self.halted_at_ns: int | None = None  # wall clock: for measuring how fast a halt reaches the shards
 
+    @property
+    def rules(self) -> RiskRules:
+        """The rules (replaced when a restarted gate takes its state back from the ledger)."""
+        return self.core.rules
+
+    def _apply_saved_state(self) -> None:
+        """The kill-switch file (written before a transition returns) is the authority on the state."""
+        saved = self._saved
+        if saved is not None and saved["state"] != TradingState.ACTIVE.value:
+            self.rules.set_state(TradingState(saved["state"]), saved["reason"], 0)
+            self.rules.events.clear()
+
     async def _load(self) -> None:
         async with self._load_lock:
             if self._loaded:
                 return
             acct = await self.execution.account.remote()
+            blob = acct.get("gate_state")
+            if blob is not None:  # restarted: the rule state as of the last call in the ledger
+                self.order.last = self.core.restore(blob)
+                self._apply_saved_state()
             self.rules.marks.update(acct["marks"])
             self.core.event_ns = max(self.core.event_ns, int(acct.get("event_ns", 0)))
-            self.rules.confirm(acct["positions"], acct["working"], acct["seq"], acct["cash"], acct["equity"])
+            # Every symbol, flat ones included: a position closed by the last call must not stay confirmed.
+            symbols = set(self.core.instruments) | set(acct["positions"]) | set(acct["working"])
+            positions = {s: acct["positions"].get(s, ZERO) for s in symbols}
+            working = {s: acct["working"].get(s, ZERO) for s in symbols}
+            self.rules.confirm(positions, working, acct["seq"], acct["cash"], acct["equity"])
             self._loaded = True
 
-    def register_shards(self, shards: list[Any]) -> None:
-        """The shards to tell when trading halts."""
+    def register_shards(self, shards: list[Any], ordered: bool = True) -> None:
+        """The shards to tell when trading halts; ``ordered``: their groups are taken in event-time
+        order (shard ``n`` of the list sends as shard id ``n``)."""
         self.shards = list(shards)
+        if ordered:
+            self.order.register(range(len(shards)))
+
+    async def advance(self, shard: int, watermark: Key) -> None:
+        """``shard`` has read past ``watermark``: groups of the others up to it may be taken."""
+        async with self._turn:
+            self.order.advance(shard, tuple(watermark))  # type: ignore[arg-type]
+            self._turn.notify_all()
+
+    async def set_idle(self, shard: int, idle: bool) -> None:
+        """``shard`` is caught up and quiet (True), or reading again (False)."""
+        async with self._turn:
+            self.order.set_idle(shard, idle)
+            self._turn.notify_all()
 
     async def submit(
         self,
@@ -102,6 +142,49 @@ class RiskGate:
         replay: bool = False,
         bars: Sequence[tuple[str, Bar]] = (),
         commands: Sequence[OrderCommand] = (),
+        shard: int | None = None,
+        key: Key | None = None,
+        watermark: Key | None = None,
+    ) -> ExecutionReply:
+        """One shard group (``shard``, ``key``; see :meth:`_decide`), taken in event-time order across the
+        registered shards; without ``key`` (manual orders, tools) it is decided at once."""
+        order = self.order
+        if shard is None or key is None or shard not in order.watermark:
+            return await self._decide(intents, replay, bars, commands)
+        if not self._loaded:
+            await self._load()
+        key = tuple(key)  # type: ignore[assignment]
+        if order.replayed(key):  # a shard re-reading after its restart: the ledger answers
+            return await self._decide(intents, True, bars, commands)
+        async with self._turn:
+            order.offer(shard, key)
+            self._turn.notify_all()
+            try:
+                await self._turn.wait_for(lambda: order.ready(shard, key))
+            except BaseException:
+                order.abandon(shard, key)
+                raise
+            order.take()
+        try:
+            reply = await self._decide(intents, replay, bars, commands, key)
+        except BaseException:
+            async with self._turn:
+                order.busy = False
+                order.abandon(shard, key)
+                self._turn.notify_all()
+            raise
+        async with self._turn:
+            order.done(shard, key, tuple(watermark) if watermark is not None else None)  # type: ignore[arg-type]
+            self._turn.notify_all()
+        return reply
+
+    async def _decide(
+        self,
+        intents: list[OrderIntent],
+        replay: bool = False,
+        bars: Sequence[tuple[str, Bar]] = (),
+        commands: Sequence[OrderCommand] = (),
+        key: Key | None = None,
     ) -> ExecutionReply:
         """Decide, execute, settle the gate's view with Execution's; return Execution's reply.
 
@@ -121,7 +204,10 @@ class RiskGate:
         call = core.begin(intents, bars)
         done: dict[str, OrderReport] = {}
         if replay or call.stop_exits:
-            done = await self.execution.reports.remote([i.order_id for i in call.todo])
+            ids = [i.order_id for i in call.todo]
+            if replay:  # the stop exits this group's bars made the first time: their intake events go back too
+                ids += [stop_exit_id(symbol, bar.start) for symbol, bar in bars]
+            done = await self.execution.reports.remote(ids)
             self.replayed += len(done)
         decisions = core.decide(call, done)
         async with self._slots:
@@ -129,8 +215,9 @@ class RiskGate:
             self.calls += 1
             t0 = time.perf_counter()
             try:
+                state = core.snapshot(key or self.order.last)
                 reply: ExecutionReply = await self.execution.execute.remote(
-                    decisions, list(bars), self.key, list(done), list(commands)
+                    decisions, list(bars), self.key, list(done), list(commands), state
                 )
             except BaseException:
                 core.abandon(call)
@@ -229,7 +316,7 @@ class RiskGate:
             "inflight": self.inflight,
             "execute_calls": self.calls,
             "execute_wait_s": round(self.execute_wait_s, 4),
-            "positions": {s: str(q) for s, q in r.positions.items()},
+            "positions": {s: str(q) for s, q in r.positions.items() if q != ZERO},
             "limits": {k: (str(v) if v is not None else None) for k, v in asdict(lim).items()},
             "exposures": {s: str(abs(v)) for s, v in exposures.items()},
             "gross_exposure": str(r.gross_exposure()),

@@ -94,6 +94,10 @@ CREATE TABLE IF NOT EXISTS bar_marks (
     variance DOUBLE PRECISION NOT NULL,
     close    {num} NOT NULL
 );
+CREATE TABLE IF NOT EXISTS gate_state (
+    id    INTEGER PRIMARY KEY,
+    state {blob} NOT NULL
+);
 CREATE TABLE IF NOT EXISTS risk_events (
     seq    {serial},
     ts     BIGINT NOT NULL,
@@ -103,8 +107,8 @@ CREATE TABLE IF NOT EXISTS risk_events (
 );
 """
 _DIALECT = {
-    "sqlite": {"num": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"},
-    "postgres": {"num": "NUMERIC", "serial": "BIGSERIAL PRIMARY KEY"},
+    "sqlite": {"num": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
+    "postgres": {"num": "NUMERIC", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
 }
 _ORDER_COLS = (
     "order_id, strategy, symbol, side, order_type, tif, qty, limit_price, stop_price, ref_price, score, "
@@ -161,9 +165,10 @@ class LedgerWrite:
     fills: list[Fill] = field(default_factory=list)
     bars: dict[str, tuple[int, float, Decimal]] = field(default_factory=dict)  # start, variance, close
     wall_ns: int | None = None  # wall-clock time of the write: new orders' ts_accepted (latency only)
+    gate_state: bytes | None = None  # the RiskGate's rule state as of this call (restored by a restarted gate)
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.events or self.fills or self.bars)
+        return bool(self.orders or self.events or self.fills or self.bars or self.gate_state is not None)
 
 
 def is_postgres(url: str | Path) -> bool:
@@ -317,6 +322,14 @@ class Ledger:
                     ),
                     [symbol, start, variance, str(close)],
                 )
+            if w.gate_state is not None:
+                self._db.execute(
+                    self._q(
+                        "INSERT INTO gate_state (id, state) VALUES (1, ?) "
+                        "ON CONFLICT (id) DO UPDATE SET state = excluded.state"
+                    ),
+                    [w.gate_state],
+                )
 
     def record_risk_event(self, ts: int, kind: str, state: str, reason: str) -> None:
         """Append one RiskGate state transition."""
@@ -326,6 +339,11 @@ class Ledger:
             )
 
     # -- reading --------------------------------------------------------------------------
+
+    def gate_state(self) -> bytes | None:
+        """The RiskGate's rule state written with the last call that carried one."""
+        rows = self._rows("SELECT state FROM gate_state WHERE id = 1")
+        return bytes(rows[0][0]) if rows else None
 
     def seq(self) -> int:
         """Grows with every recorded event (survives restarts)."""

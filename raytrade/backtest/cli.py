@@ -68,6 +68,8 @@ def main(args: argparse.Namespace) -> int:
     except DataError as exc:
         print(f"raytrade backtest: {exc}", file=sys.stderr)
         return 2
+    if bt.bars_as_ticks:
+        data = data.as_ticks()
     out_dir = Path(args.output or bt.output_dir)
     ledger = fresh_output(out_dir)
     engine = Backtest(cfg, _model(cfg), lambda: load_strategies(cfg.strategy_specs()), str(ledger))

@@ -9,7 +9,7 @@ Shapes (one file may hold one symbol, named by the file up to the first ``_``, o
 
 Timestamps are datetimes (UTC) or integer epoch nanoseconds. Every problem is a
 :class:`DataError` naming the file and the first offending row: an empty file, a missing
-timestamp, timestamps out of order or repeated within a symbol, NaN/infinite/non-positive
+timestamp, timestamps out of order within a symbol (or repeated, for bars), NaN/infinite/non-positive
 prices, a bar whose high/low do not contain its open and close, negative volume, a symbol
 the config does not list. A bar's span is the symbol's smallest step between bars (one
 minute, one day); events of all symbols are merged in time order.
@@ -47,6 +47,32 @@ class MarketData:
     def symbols(self) -> list[str]:
         """The symbols present, sorted."""
         return sorted(self.frame["symbol"].unique().to_list())
+
+    def as_ticks(self) -> MarketData:
+        """Bars blown up into four trades each (``backtest.bars_as_ticks``): the open at the bar's start, the
+        nearer extreme at a third, the other at two thirds, the close just before the end, a quarter of the
+        volume each (zero-volume bars trade nothing), as ``raytrade produce`` publishes bar files."""
+        if self.kind != "bars":
+            return self
+        up = pl.col("close") >= pl.col("open")
+        legs = [
+            (0.0, pl.col("open")),
+            (1 / 3, pl.when(up).then(pl.col("low")).otherwise(pl.col("high"))),
+            (2 / 3, pl.when(up).then(pl.col("high")).otherwise(pl.col("low"))),
+            (59 / 60, pl.col("close")),
+        ]
+        bars = self.frame.filter(pl.col("volume") > 0)
+        parts = [
+            bars.select(
+                "symbol",
+                (pl.col("ts") + (pl.col("span") * share).cast(pl.Int64)).alias("ts"),
+                price.alias("price"),
+                (pl.col("volume") / 4.0).alias("size"),
+            )
+            for share, price in legs
+        ]
+        frame = pl.concat(parts).sort("ts", "symbol", maintain_order=True)
+        return MarketData("ticks", frame, self.files)
 
 
 def parse_time(text: str, what: str) -> int:
@@ -111,11 +137,11 @@ def _first(df: pl.DataFrame, mask: pl.Series) -> str:
     return f"row {row + 1}: {values}"
 
 
-def _check_order(df: pl.DataFrame, file: Path) -> None:
-    """Within each symbol, timestamps strictly increase in file order."""
+def _check_order(df: pl.DataFrame, file: Path, strict: bool) -> None:
+    """Within each symbol, timestamps increase in file order (bars: strictly; ticks may share a time)."""
     step = df.select((pl.col("ts") - pl.col("ts").shift(1).over("symbol")).alias("d"))["d"]
     dup = step == 0
-    if dup.any():
+    if strict and dup.any():
         raise DataError(f"{file}: {int(dup.sum())} repeated timestamps within a symbol; first at {_first(df, dup)}")
     back = step < 0
     if back.any():
@@ -175,8 +201,9 @@ def load_market(
         if "symbol" not in df.columns:
             df = df.with_columns(pl.lit(file.stem.split("_")[0]).alias("symbol"))
         df = df.with_columns(_ts(df, file, ("ts", "start", "timestamp")).alias("ts"))
-        _check_order(df, file)
-        if set(BAR_COLUMNS) <= set(df.columns):
+        is_bars = set(BAR_COLUMNS) <= set(df.columns)
+        _check_order(df, file, strict=is_bars)
+        if is_bars:
             kinds.add("bars")
             part = _bars(df, file)
         elif {"price", "size"} <= set(df.columns):
@@ -192,8 +219,8 @@ def load_market(
         raise DataError(f"{path}: mixes bar files and tick files; give one kind")
     kind = kinds.pop()
     frame = pl.concat(parts)
-    dup = frame.select(pl.struct("symbol", "ts").is_duplicated()).to_series()
-    if dup.any():
+    dup = frame.select(pl.struct("symbol", "ts").is_duplicated()).to_series() if kind == "bars" else None
+    if dup is not None and dup.any():
         raise DataError(f"{path}: the same symbol and timestamp appear in two files; first: {_first(frame, dup)}")
     if start_ns is not None:
         frame = frame.filter(pl.col("ts") >= start_ns)
@@ -206,4 +233,5 @@ def load_market(
             (pl.col("ts").sort().diff().filter(pl.col("ts").sort().diff() > 0).min()).alias("span")
         )
         frame = frame.join(span, on="symbol").with_columns(pl.col("span").fill_null(60 * 10**9).cast(pl.Int64))
-    return MarketData(kind, frame.sort("ts", "symbol", maintain_order=True), tuple(str(f) for f in files))
+    # Stable: rows of one time keep the files' order (a tick file's own order, as a feed published it).
+    return MarketData(kind, frame.sort("ts", maintain_order=True), tuple(str(f) for f in files))

@@ -24,10 +24,7 @@ NS_PER_S = 10**9
 
 def calendar_of(cfg: RunConfig) -> performance.Calendar:
     """The report's calendar: configured, or equity when every instrument trades on one, else 24/7."""
-    chosen = cfg.backtest.calendar
-    if chosen == "auto":
-        chosen = "equity" if all(i.calendar == "equity" for i in cfg.instruments) else "24/7"
-    return performance.Calendar(chosen)
+    return performance.Calendar(cfg.calendar())
 
 
 def bar_seconds(data: MarketData) -> float:

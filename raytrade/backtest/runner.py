@@ -11,6 +11,7 @@ shard goes through the actors.
 
 from __future__ import annotations
 
+import heapq
 import shutil
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -24,13 +25,13 @@ from raytrade.actors.execution import ExecutionCore
 from raytrade.adapters.kafka.rolling import partition_for
 from raytrade.backtest.data import MarketData
 from raytrade.cluster.config import RunConfig
-from raytrade.domain.bars import Bar
+from raytrade.domain.bars import BAR_NS, Bar
 from raytrade.domain.gate import GateCore
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import ZERO
 from raytrade.domain.paper_broker import PaperBrokerConfig
 from raytrade.domain.risk import RiskEvent, TradingState
-from raytrade.domain.shard_engine import BatchResult, ShardEngine, ShardModel
+from raytrade.domain.shard_engine import Group, ShardEngine, ShardModel
 from raytrade.domain.ticks import Tick, encode_tick
 from raytrade.strategy.base import Strategy
 
@@ -101,24 +102,25 @@ class Backtest:
         self.gate = GateCore(cfg.risk.limits(), self.instruments)
         acct = self.core.account()
         self.gate.rules.confirm(acct["positions"], acct["working"], acct["seq"], acct["cash"], acct["equity"])
-        self.halted = False
+        self.reply_state = [TradingState.ACTIVE] * self.partitions
         self.disabled: dict[str, str] = {}
         self.curve = Curve(positions={i.symbol: [] for i in self.instruments})
 
-    # -- one shard batch through the gate and Execution ---------------------------------------
+    # -- one group through the gate and Execution, as a shard sends it -------------------------
 
-    def _submit(self, engine: ShardEngine, result: BatchResult) -> None:
+    def _submit(self, p: int, group: Group) -> None:
+        engine = self.engines[p]
+        result = engine.decide(group)
         intents, commands = result.intents, result.commands
-        if intents and self.halted:  # as a shard that knows the gate halted: not sent
+        if intents and self.reply_state[p] is TradingState.HALTED:  # as a shard told so in its last reply
             engine.discard(intents)
             intents = []
-        if not (intents or commands or result.bars):
-            return
         call = self.gate.begin(intents, result.bars)
         done = self.core.reports([i.order_id for i in call.stop_exits]) if call.stop_exits else {}
         decisions = self.gate.decide(call, done)
         reply = self.core.execute(decisions, result.bars, KEY, list(done), commands)
         self._after(self.gate.settle(call, reply))
+        self.reply_state[p] = self.gate.rules.state
         engine.sync(reply.positions, reply.working, reply.equity)
         engine.deliver(reply.events, reply.fills)
 
@@ -129,7 +131,6 @@ class Backtest:
         rules = self.gate.rules
         for e in events:
             self.core.record_risk_event(e.ts, e.kind, e.state.value, e.reason)
-        self.halted = rules.state is TradingState.HALTED
         if any(e.state is TradingState.HALTED for e in events):
             self.core.cancel_all(f"halted: {rules.halt_reason}", "risk_gate", KEY)
 
@@ -152,65 +153,65 @@ class Backtest:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def _groups(self, data: MarketData) -> Iterator[tuple[int, list[list[Any]]]]:
-        """(event time, rows per partition) for each timestamp, in time order."""
+    def _chunks(self, data: MarketData) -> Iterator[tuple[int, list[list[Any]]]]:
+        """(last event time, rows per partition) in time order; a chunk never splits one timestamp."""
         frame = data.frame
         part = frame["symbol"].replace_strict(self.part_of, return_dtype=pl.Int64)
         frame = frame.with_columns(part.alias("partition"))
         offsets = frame.select(pl.int_range(pl.len()).over("partition").alias("offset"))["offset"]
         frame = frame.with_columns(offsets)
-        if data.kind == "bars":
+        bars = data.kind == "bars"
+        if bars:
             cols = ["ts", "partition", "offset", "symbol", "open", "high", "low", "close", "volume", "span"]
-            current: int | None = None
-            rows: list[list[Any]] = [[] for _ in range(self.partitions)]
-            for ts, p, off, sym, o, h, lo, c, v, span in frame.select(cols).iter_rows():
-                if current is not None and ts != current:
-                    yield current, rows
-                    rows = [[] for _ in range(self.partitions)]
-                current = ts
-                rows[p].append((p, off, sym, Bar(ts, o, h, lo, c, v, span)))
-            if current is not None:
+        else:
+            cols = ["ts", "partition", "offset", "symbol", "price", "size"]
+        size = 1 if bars else self.cfg.backtest.batch_size
+        rows: list[list[Any]] = [[] for _ in range(self.partitions)]
+        n, current = 0, None
+        for row in frame.select(cols).iter_rows():
+            ts, p, off, sym = row[0], row[1], row[2], row[3]
+            if current is not None and ts != current and n >= size:
                 yield current, rows
-            return
-        size = self.cfg.backtest.batch_size
-        cols = ["ts", "partition", "offset", "symbol", "price", "size"]
-        rows = [[] for _ in range(self.partitions)]
-        n = 0
-        last = 0
-        for ts, p, off, sym, price, qty in frame.select(cols).iter_rows():
-            rows[p].append((p, off, sym.encode(), encode_tick(Tick(sym, price, qty, ts))))
-            n += 1
-            last = ts
-            if n >= size:
-                yield last, rows
                 rows, n = [[] for _ in range(self.partitions)], 0
-        if n:
-            yield last, rows
-
-    @staticmethod
-    def _process(engine: ShardEngine, kind: str, rows: list[Any]) -> BatchResult:
-        if kind == "bars":
-            return engine.process_bars(rows)
-        return engine.process(rows, 0)
+            current = ts
+            if bars:
+                o, h, lo, c, v, span = row[4:]
+                rows[p].append((p, off, sym, Bar(ts, o, h, lo, c, v, span)))
+            else:
+                rows[p].append((p, off, sym.encode(), encode_tick(Tick(sym, row[4], row[5], ts))))
+            n += 1
+        if current is not None and n:
+            yield current, rows
 
     def run(self, data: MarketData, progress: Callable[[int], None] | None = None) -> BacktestRun:
-        """Feed every event; returns what happened (the ledger is complete up to the last whole timestamp)."""
+        """Feed every event; the ledger is complete up to the last whole group (see the module docstring)."""
         t0 = time.perf_counter()
         for e in self.engines:
             e.start()
         events = bars = 0
-        for ts, per_partition in self._groups(data):
-            for engine, rows in zip(self.engines, per_partition, strict=True):
-                if not rows:
-                    continue
-                result = self._process(engine, data.kind, rows)
-                bars += result.bars_closed
-                self._submit(engine, result)
+        last_minute = -1
+        for ts, per_partition in self._chunks(data):
+            prepared = []
+            for p, (engine, rows) in enumerate(zip(self.engines, per_partition, strict=True)):
+                if rows:
+                    ready = engine.prepare_bars(rows) if data.kind == "bars" else engine.prepare(rows, 0)
+                    prepared.append([(g.key, p, g) for g in ready.groups])
+            # Every partition's groups in event-time order: the order the gate takes them live.
+            for key, p, group in heapq.merge(*prepared, key=lambda t: t[0]):
+                bars += len(group.closed)
+                self._submit(p, group)
+                minute = key[0] // BAR_NS
+                if data.kind == "ticks" and minute > last_minute:  # the curve: one point per minute of ticks
+                    last_minute = minute
+                    self._sample(minute * BAR_NS)
+            for engine in self.engines:
                 self.disabled.update(engine.disabled)
-            events += sum(len(r) for r in per_partition)
-            self._sample(ts + (per_partition_span(per_partition) if data.kind == "bars" else 0))
+            count = sum(len(r) for r in per_partition)
+            events += count
+            if data.kind == "bars":
+                self._sample(ts + per_partition_span(per_partition))
             if progress is not None:
-                progress(sum(len(r) for r in per_partition))
+                progress(count)
         for e in self.engines:
             e.stop()
         return BacktestRun(

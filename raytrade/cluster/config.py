@@ -263,6 +263,14 @@ class RunConfig(_Strict):
         None, description="Shard snapshots and the kill-switch state; empty = <output_dir>/state"
     )
 
+    def calendar(self) -> str:
+        """The calendar metrics are annualised with: ``backtest.calendar``, or (auto) equity when every
+        instrument trades on the equity calendar, else 24/7."""
+        chosen = self.backtest.calendar
+        if chosen == "auto":
+            return "equity" if all(i.calendar == "equity" for i in self.instruments) else "24/7"
+        return chosen
+
     def strategy_specs(self) -> list[StrategySpec]:
         """The loader's specs of :attr:`strategies`."""
         return [s.spec() for s in self.strategies]

@@ -24,6 +24,7 @@ from raytrade.cluster.feed_runner import Feed, start_feed
 from raytrade.cluster.local_ray import local_ray
 from raytrade.cluster.ticks_log import GenerationPruner, check_snapshots, create_topics, ticks_log
 from raytrade.cluster.topology import Topology, build, state_dir_for
+from raytrade.domain.performance import Calendar, periods_per_year
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.stats import percentile
 from raytrade.training.bootstrap import ensure_model
@@ -64,13 +65,21 @@ def _collect(topo: Topology) -> tuple[list[dict[str, Any]], dict[str, Decimal]]:
 
 
 def _summary(
-    topo: Topology, feed: Feed, started: float, model_version: str, bootstrap: str, embedded: bool, ledger: str
+    topo: Topology,
+    feed: Feed,
+    started: float,
+    model_version: str,
+    bootstrap: str,
+    embedded: bool,
+    ledger: str,
+    periods_per_year: float,
 ) -> dict[str, Any]:
     stats, marks = _collect(topo)
     ex = ray.get(topo.execution.summary.remote(marks))
     lat = [v / 1e6 for v in ray.get(topo.execution.latencies_ns.remote())]
     gate = ray.get(topo.risk_gate.state.remote())
     recon = ray.get(topo.execution.reconcile.remote())
+    metrics = ray.get(topo.execution.performance.remote(periods_per_year))
     rejected: Counter[str] = Counter()
     for s in stats:
         rejected.update(s["rejected"])
@@ -88,6 +97,7 @@ def _summary(
         "risk_state": gate["state"],
         "risk": {k: gate[k] for k in ("halt_reason", "approved", "denied", "stops_triggered", "var", "peak_equity")},
         "reconciliation": recon,
+        "metrics": metrics,
         "realized_pnl": ex["realized_pnl"],
         "unrealized_pnl": ex["unrealized_pnl"],
         "fees": ex["fees"],
@@ -158,6 +168,7 @@ def run(
     or Ctrl-C. Everything started here (broker, Ray) stops with it, a SIGKILL included.
     """
     started = time.monotonic()
+    ppy = periods_per_year(Calendar(cfg.calendar()), 60.0)  # one-minute equity points
     old_term = signal.signal(signal.SIGTERM, _interrupt)
     topo: Topology | None = None
     feed = Feed()
@@ -230,7 +241,7 @@ def run(
             if ready:
                 break  # a shard ended on its own: an error, reported below
         feed.stop.set()
-        summary = _finish(topo, run_refs, feed, started, version, bootstrap, embedded, ledger)
+        summary = _finish(topo, run_refs, feed, started, version, bootstrap, embedded, ledger, ppy)
         if pruner is not None:
             summary["ticks_log"] = pruner.status()
     except KeyboardInterrupt:
@@ -238,7 +249,7 @@ def run(
         feed.stop.set()
         if topo is not None:
             with contextlib.suppress(Exception):
-                summary = _finish(topo, run_refs, feed, started, "", "", embedded, ledger)
+                summary = _finish(topo, run_refs, feed, started, "", "", embedded, ledger, ppy)
         summary["interrupted"] = True
     finally:
         feed.stop.set()
@@ -289,6 +300,7 @@ def _finish(
     bootstrap: str,
     embedded: bool,
     ledger: str,
+    periods_per_year: float,
 ) -> dict[str, Any]:
     for s in topo.shards:
         s.stop.remote()
@@ -298,7 +310,7 @@ def _finish(
             ray.get(ref, timeout=30)
         except Exception as exc:  # a shard that died: its error goes in the summary
             errors.append(str(exc).splitlines()[0][:300])
-    summary = _summary(topo, feed, started, version, bootstrap, embedded, ledger)
+    summary = _summary(topo, feed, started, version, bootstrap, embedded, ledger, periods_per_year)
     if errors:
         summary["shard_errors"] = summary["shard_errors"] or errors
     return summary

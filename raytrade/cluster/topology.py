@@ -65,14 +65,14 @@ def build(
     ex = cfg.execution
     # The capability that lets the gate, and only the gate, place orders with Execution.
     key = secrets.token_hex(16)
+    k = cfg.kafka
     engine = cfg.placement.engine.options()
     execution = Execution.options(**names["execution"], **engine).remote(  # type: ignore[attr-defined]
         instruments, ex.broker_config(), ledger_path, ex.initial_cash, ex.venue_latency_ms, key
     )
     gate = RiskGate.options(**names["risk_gate"], **engine).remote(  # type: ignore[attr-defined]
-        cfg.risk.limits(), execution, str(state_dir / "risk_gate.json"), instruments, key
+        cfg.risk.limits(), execution, str(state_dir / "risk_gate.json"), instruments, key, shards=k.partitions
     )
-    k = cfg.kafka
     wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id, rolling)
     specs = cfg.strategy_specs()
     model_ref = ray.put(model)

@@ -3,12 +3,13 @@ between them, ``raytrade backtest`` calls Execution directly. One set of steps, 
 
 from __future__ import annotations
 
+import pickle
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from raytrade.domain.bars import Bar
 from raytrade.domain.instruments import Instrument
-from raytrade.domain.money import decimal_from_float
+from raytrade.domain.money import ZERO, decimal_from_float
 from raytrade.domain.orders import ExecutionReply, OrderIntent, OrderReport, RiskDecision
 from raytrade.domain.risk import RiskEvent, RiskLimits, RiskRules
 
@@ -33,6 +34,23 @@ class GateCore:
         self.approved = 0
         self.denied = 0
         self.stops_triggered = 0
+
+    def snapshot(self, last: tuple[int, int, int] | None = None) -> bytes:
+        """The rule state (marks, returns, stops, breakers, rates, views) and counters, with ``last``
+        (the last group taken in event-time order), for the ledger."""
+        return pickle.dumps(
+            (self.rules, self.event_ns, self.approved, self.denied, self.stops_triggered, last),
+            protocol=pickle.HIGHEST_PROTOCOL,
+        )
+
+    def restore(self, blob: bytes) -> tuple[int, int, int] | None:
+        """Take back a :meth:`snapshot` (keeping the configured limits); no call is in flight after a
+        restart, so nothing stays reserved. Returns its ``last``."""
+        rules, self.event_ns, self.approved, self.denied, self.stops_triggered, last = pickle.loads(blob)
+        rules.limits = self.rules.limits
+        rules.reserved, rules.reserved_cash = {}, ZERO
+        self.rules = rules
+        return last  # type: ignore[no-any-return]
 
     def begin(self, intents: list[OrderIntent], bars: Sequence[tuple[str, Bar]]) -> GateCall:
         """Advance the clock, fold in the bars (marks, returns, ATR stops); the intents to decide."""

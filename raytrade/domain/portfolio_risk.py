@@ -181,6 +181,16 @@ class ReturnWindow:
         self._version = 0  # bumped by every new return; the matrices below are cached until then
         self._cache: dict[tuple[str, ...], tuple[int, FloatArray]] = {}
 
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled (the gate's state in the ledger) without the matrix cache, rebuilt on demand."""
+        return {"size": self.size, "_series": self._series, "_version": self._version}
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        self.size = state["size"]  # type: ignore[assignment]
+        self._series = state["_series"]  # type: ignore[assignment]
+        self._version = state["_version"]  # type: ignore[assignment]
+        self._cache = {}
+
     def update(self, symbol: str, start: int, close: float) -> None:
         """Fold in one closed bar of ``symbol``."""
         if not (math.isfinite(close) and close > 0.0):

@@ -101,6 +101,11 @@ class RiskEvent:
     reason: str
 
 
+def stop_exit_id(symbol: str, bar_start: int) -> str:
+    """The order id of the ATR-stop exit the gate sends on ``symbol``'s bar starting at ``bar_start``."""
+    return f"risk:atr_stop:{symbol}:{bar_start}"
+
+
 def _reduces(current: Decimal, projected: Decimal) -> bool:
     """True when ``projected`` lies between zero and ``current`` (shrinks, never flips)."""
     return abs(projected) < abs(current) and (projected == ZERO or (projected > 0) == (current > 0))
@@ -225,7 +230,7 @@ class RiskRules:
             return None
         close_ts = bar.end
         return OrderIntent(
-            f"risk:atr_stop:{symbol}:{bar.start}",
+            stop_exit_id(symbol, bar.start),
             "risk:atr_stop",
             symbol,
             Side.SELL if qty > 0 else Side.BUY,

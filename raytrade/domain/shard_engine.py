@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pickle
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -22,6 +22,7 @@ from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import ZERO
 from raytrade.domain.order_lifecycle import EventKind, OrderEvent
 from raytrade.domain.orders import Fill, OrderCommand, OrderIntent
+from raytrade.domain.sequencer import Key
 from raytrade.domain.ticks import Rejection, TickValidator
 from raytrade.strategy.base import Strategy, StrategyFailedError
 from raytrade.strategy.context import EngineContext, EventRef, Outbox
@@ -85,6 +86,31 @@ class _Closed:
     features: tuple[float, ...] | None
     window: list[tuple[float, ...]] | None
     ref: EventRef
+    partition: int
+    offset: int
+    score: float | None = None
+
+
+@dataclass(slots=True)
+class Group:
+    """One decision point: the bars one event closed (tick data: one message; bar data: every bar of the
+    partition at one time), keyed ``(ts_event, partition, offset)`` for event-time order across shards."""
+
+    key: Key
+    closed: list[_Closed]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A batch after validation, bars, features and (batched) scoring; the decisions are still to make.
+
+    ``end`` is the batch's watermark: every later group of these partitions has a larger key.
+    """
+
+    groups: list[Group] = field(default_factory=list)
+    rejected: list[RejectedMessage] = field(default_factory=list)
+    accepted: int = 0
+    end: Key | None = None
 
 
 class ShardEngine:
@@ -136,6 +162,9 @@ class ShardEngine:
         # off: what it sent in the failing call is dropped, and the reason kept here.
         self.disable_failing = disable_failing
         self.disabled: dict[str, str] = {}
+        self.max_ts: dict[int, int] = {}  # per partition: the latest event time seen (watermarks)
+        # Prices as of the last group decided: what order-event hooks see (not the end of a prepared batch).
+        self._prices_now: Mapping[str, float] = {}
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -170,43 +199,80 @@ class ShardEngine:
     # -- market data ----------------------------------------------------------------------
 
     def process(self, messages: Iterable[RawMessage], ts_consumed: int) -> BatchResult:
-        """Run one batch of raw tick messages; scoring happens once for every bar the batch closed."""
-        out = BatchResult()
+        """Prepare a batch of raw tick messages and decide every group in it, without settling in between."""
+        return self._all(self.prepare(messages, ts_consumed))
+
+    def process_bars(self, rows: Iterable[BarRow], ts_consumed: int | None = None) -> BatchResult:
+        """:meth:`prepare_bars` and decide every group, without settling in between."""
+        return self._all(self.prepare_bars(rows, ts_consumed))
+
+    def _all(self, prepared: Prepared) -> BatchResult:
+        out = BatchResult(rejected=prepared.rejected, accepted=prepared.accepted)
+        for g in prepared.groups:
+            r = self.decide(g)
+            out.intents += r.intents
+            out.commands += r.commands
+            out.bars += r.bars
+            out.bars_closed += r.bars_closed
+        return out
+
+    def prepare(self, messages: Iterable[RawMessage], ts_consumed: int) -> Prepared:
+        """Validate, build bars and features, and score every bar the batch closed (one model call)."""
+        out = Prepared()
         closed: list[_Closed] = []
+        ends: dict[int, tuple[int, int]] = {}
         for partition, offset, key, value in messages:
+            seen = ends[partition][0] if partition in ends else self.max_ts.get(partition, -1)
+            ends[partition] = (seen, offset)
             v = self.validator.validate(value, key)
             if isinstance(v, Rejection):
                 out.rejected.append(RejectedMessage(partition, offset, key, value, v))
                 self.rejected_by_reason[v.reason.value] += 1
                 continue
             out.accepted += 1
+            ends[partition] = (max(seen, v.ts), offset)
             self.last_price[v.symbol] = v.price
             bar = self.bars[v.symbol].add(v.price, v.size, v.ts)
             if bar is None:
                 continue
-            out.bars.append((v.symbol, bar))
             ref = EventRef(f"{partition}:{offset}", v.ts, ts_consumed, dict(self.last_price))
-            closed.append(self._close(v.symbol, bar, ref))
+            closed.append(self._close(v.symbol, bar, ref, partition, offset))
         self.accepted += out.accepted
-        return self._finish(out, closed)
+        for p, (ts, _) in ends.items():
+            self.max_ts[p] = max(self.max_ts.get(p, -1), ts)
+        if ends:
+            out.end = min((ts, p, o) for p, (ts, o) in ends.items())
+        self._score(closed)
+        out.groups = [Group((c.ref.ts_event, c.partition, c.offset), [c]) for c in closed]
+        return out
 
-    def process_bars(self, rows: Iterable[BarRow], ts_consumed: int | None = None) -> BatchResult:
-        """Run one batch of whole bars (from files, checked by the caller): each decides at its close."""
-        out = BatchResult()
+    def prepare_bars(self, rows: Iterable[BarRow], ts_consumed: int | None = None) -> Prepared:
+        """Whole bars (from files, checked by the caller): each decides at its close; the bars of one
+        partition that close at the same time form one group."""
+        out = Prepared()
         closed: list[_Closed] = []
         for partition, offset, symbol, bar in rows:
             if symbol not in self.instruments:
                 raise ValueError(f"bar for unknown symbol {symbol!r} (known: {sorted(self.instruments)})")
             self.last_price[symbol] = bar.close
-            out.bars.append((symbol, bar))
             ts = bar.end
             ref = EventRef(f"{partition}:{offset}", ts, ts_consumed or ts, dict(self.last_price))
-            closed.append(self._close(symbol, bar, ref))
+            closed.append(self._close(symbol, bar, ref, partition, offset))
+            out.end = (ts, partition, offset)
         out.accepted = len(closed)
         self.accepted += out.accepted
-        return self._finish(out, closed)
+        self._score(closed)
+        for c in closed:
+            last = out.groups[-1] if out.groups else None
+            if last is not None and last.key[0] == c.ref.ts_event and last.key[1] == c.partition:
+                last.closed.append(c)
+                for e in last.closed:  # the group's strategies see every price of that time
+                    e.ref = EventRef(e.ref.key, e.ref.ts_event, e.ref.ts_consumed, c.ref.prices)
+            else:
+                out.groups.append(Group((c.ref.ts_event, c.partition, c.offset), [c]))
+        return out
 
-    def _close(self, symbol: str, bar: Bar, ref: EventRef) -> _Closed:
+    def _close(self, symbol: str, bar: Bar, ref: EventRef, partition: int, offset: int) -> _Closed:
         f = self.features[symbol].update(bar)
         window = None
         if f is not None and self.model is not None:
@@ -214,30 +280,34 @@ class ShardEngine:
             hist.append(f)
             if len(hist) == hist.maxlen:
                 window = list(hist)
-        return _Closed(symbol, bar, f, window, ref)
+        return _Closed(symbol, bar, f, window, ref, partition, offset)
 
-    def _finish(self, out: BatchResult, closed: list[_Closed]) -> BatchResult:
-        out.bars_closed = len(closed)
-        scores: dict[int, float | None] = {}
-        scored = [n for n, c in enumerate(closed) if c.window is not None]
-        if scored and self.model is not None:
-            windows = np.array([closed[n].window for n in scored], dtype=np.float64)
-            values = self.model.score(windows).tolist()
-            gate = self.model.gate
-            blocked = gate(windows[:, -1, :]).tolist() if gate is not None else [False] * len(scored)
-            for n, value, block in zip(scored, values, blocked, strict=True):
-                self.last_score[closed[n].symbol] = value
-                if block:  # an anomalous feature vector: the strategies get no score on this bar
-                    self.anomaly_blocked += 1
-                    scores[n] = None
-                else:
-                    scores[n] = value
+    def _score(self, closed: list[_Closed]) -> None:
+        """One model call for every full window; the anomaly gate withholds the score of flagged bars."""
+        scored = [c for c in closed if c.window is not None]
+        if not scored or self.model is None:
+            return
+        windows = np.array([c.window for c in scored], dtype=np.float64)
+        values = self.model.score(windows).tolist()
+        gate = self.model.gate
+        blocked = gate(windows[:, -1, :]).tolist() if gate is not None else [False] * len(scored)
+        for c, value, block in zip(scored, values, blocked, strict=True):
+            self.last_score[c.symbol] = value
+            if block:  # an anomalous feature vector: the strategies get no score on this bar
+                self.anomaly_blocked += 1
+            else:
+                c.score = value
+
+    def decide(self, group: Group) -> BatchResult:
+        """Run the strategies on one group's bars (with the view as it is now); its intents and commands."""
+        out = BatchResult(bars=[(c.symbol, c.bar) for c in group.closed], bars_closed=len(group.closed))
+        self._prices_now = group.closed[-1].ref.prices if group.closed else self._prices_now
         if self.strategies:
-            for n, c in enumerate(closed):
+            for c in group.closed:
                 self.outbox.at(c.ref)
                 features = dict(zip(FEATURE_NAMES, c.features, strict=True)) if c.features is not None else None
                 for s in list(self.strategies):
-                    self._call(s, "on_bar", c.symbol, c.bar, features, scores.get(n))
+                    self._call(s, "on_bar", c.symbol, c.bar, features, c.score)
         out.intents, out.commands = self.outbox.drain()
         return out
 
@@ -254,7 +324,7 @@ class ShardEngine:
             if strategy is None or e.symbol not in self.instruments:
                 continue
             self.contexts[strategy.id].observe(e)
-            self.outbox.at(EventRef(f"re:{e.order_id}/{e.seq}", e.ts, e.ts, self.last_price))
+            self.outbox.at(EventRef(f"re:{e.order_id}/{e.seq}", e.ts, e.ts, self._prices_now))
             self._call(strategy, "on_order_event", e)
             fill = by_fill.get(e.fill_id) if e.fill_id else None
             if fill is not None and strategy.id in self._by_id:
@@ -314,6 +384,7 @@ class ShardEngine:
         "accepted",
         "anomaly_blocked",
         "equity",
+        "max_ts",
     )
 
     def snapshot(self) -> bytes:
@@ -331,6 +402,8 @@ class ShardEngine:
             raise ValueError(f"snapshot has symbols outside this shard's universe: {sorted(unknown)}")
         shared = ("positions",)  # the strategies' outbox holds this dict: refill, not rebind
         for name in self._STATE:
+            if name not in state:  # a snapshot from before this field existed: keep the fresh value
+                continue
             if name in shared:
                 getattr(self, name).clear()
                 getattr(self, name).update(state[name])

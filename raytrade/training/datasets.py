@@ -30,6 +30,10 @@ class Dataset:
     symbols: tuple[str, ...]
     horizon: int
     _prev: np.ndarray  # row of the same symbol one bar earlier, or the row itself at its first bar
+    open: np.ndarray  # the bar's open, high, low and volume: what the paper broker fills against
+    high: np.ndarray
+    low: np.ndarray
+    volume: np.ndarray
 
     @property
     def y(self) -> np.ndarray:
@@ -72,7 +76,9 @@ def build_dataset(bars: pl.DataFrame, horizon: int) -> Dataset:
             (pl.col("close").shift(-1) / pl.col("close")).log().alias("nxt"),
             pl.lit(i, dtype=pl.Int32).alias("code"),
         )
-        parts.append(f.select("start", "code", "close", *cols, "fwd", "nxt").drop_nulls())
+        parts.append(
+            f.select("start", "code", "open", "high", "low", "close", "volume", *cols, "fwd", "nxt").drop_nulls()
+        )
     df = pl.concat(parts).sort("start", "code")
     code: np.ndarray = df["code"].to_numpy()
     prev = np.arange(len(df), dtype=np.int64)
@@ -90,4 +96,8 @@ def build_dataset(bars: pl.DataFrame, horizon: int) -> Dataset:
         symbols=symbols,
         horizon=horizon,
         _prev=prev,
+        open=df["open"].to_numpy().astype(np.float64),
+        high=df["high"].to_numpy().astype(np.float64),
+        low=df["low"].to_numpy().astype(np.float64),
+        volume=df["volume"].to_numpy().astype(np.float64),
     )

@@ -14,7 +14,7 @@ from raytrade.training.metrics import hit_rate, information_coefficient, rank_ic
 from raytrade.training.models.anomaly import AnomalyDetector
 from raytrade.training.models.ensemble import EnsembleModel
 from raytrade.training.models.garch import GarchModel
-from raytrade.training.signal_backtest import backtest, per_symbol_positions
+from raytrade.training.signal_backtest import Costs, backtest, per_symbol_positions
 from raytrade.training.splits import walk_forward
 
 DAY_NS = 86_400 * 10**9
@@ -26,7 +26,7 @@ class EvalSettings:
 
     n_folds: int = 4
     min_train_fraction: float = 0.4
-    cost_bps: float = 5.0  # per unit of position traded (fee + half spread + slippage)
+    costs: Costs = field(default_factory=Costs)  # the paper broker's, for one unit of position
     long_above: float = 0.53
     short_below: float = 0.47
     bars_per_year: float = 0.0
@@ -39,6 +39,14 @@ def bars_per_year(start: np.ndarray) -> float:
     """252 for daily (or slower) bars, an exchange calendar; else 365 days of bars (a 24/7 market)."""
     step = float(np.median(np.diff(np.unique(start))))
     return 252.0 if step >= DAY_NS * 0.9 else 365.0 * DAY_NS / step
+
+
+def _costs(c: dict[str, Any]) -> str:
+    cap = "no volume cap" if c["max_participation"] is None else f"at most {c['max_participation']:.0%} of a bar"
+    return (
+        f"fee {c['fee_bps']} bps, half spread {c['half_spread_bps']} bps, impact coef {c['impact_coef']}, {cap}, "
+        f"{c['notional']:,.0f} per unit"
+    )
 
 
 def _tstat(values: list[float]) -> float:
@@ -107,7 +115,7 @@ def evaluate(data: Dataset, s: EvalSettings) -> dict[str, Any]:
             "ic_folds": ic_folds,
             "ic_mean": round(float(np.mean(ic_folds)), 6),
             "ic_tstat": round(_tstat(ic_folds), 3),
-            "backtest": backtest(data, test_rows, pos, s.cost_bps, bpy).as_dict(),
+            "backtest": backtest(data, test_rows, pos, s.costs, bpy).as_dict(),
         }
         m["verdict"] = _verdict(m, best_baseline)
         models[name] = m
@@ -115,7 +123,7 @@ def evaluate(data: Dataset, s: EvalSettings) -> dict[str, Any]:
             gated = per_symbol_positions(data, test_rows, p, s.long_above, s.short_below, gate)
             models["ensemble+anomaly_gate"] = {
                 "blocked_fraction": round(float(gate.mean()), 6),
-                "backtest": backtest(data, test_rows, gated, s.cost_bps, bpy).as_dict(),
+                "backtest": backtest(data, test_rows, gated, s.costs, bpy).as_dict(),
             }
     return {
         "data": {
@@ -143,7 +151,7 @@ def _baselines(data: Dataset, rows: np.ndarray, s: EvalSettings, bpy: float) -> 
         ("buy_and_hold", np.ones(len(rows)), "long every symbol from the first out-of-sample bar"),
         ("momentum", momentum, "sign of the last 15-bar return, long or short, rebalanced every bar"),
     ):
-        out[name] = {"rule": rule, "backtest": backtest(data, rows, pos, s.cost_bps, bpy).as_dict()}
+        out[name] = {"rule": rule, "backtest": backtest(data, rows, pos, s.costs, bpy).as_dict()}
     return out
 
 
@@ -188,8 +196,8 @@ def render_markdown(report: dict[str, Any], title: str) -> str:
         "",
         f"{len(d['symbols'])} symbols, {d['rows']} rows, {d['oos_rows']} out of sample in "
         f"{len(report['folds'])} walk-forward folds; horizon {d['horizon_bars']} bars; "
-        f"cost {report['settings']['cost_bps']} bps per unit traded; Sharpe annualized with {d['bars_per_year']} "
-        "bars/year.",
+        f"traded through the paper broker ({_costs(report['settings']['costs'])}); Sharpe annualized with "
+        f"{d['bars_per_year']} bars/year.",
         "",
         "| model | IC | rank IC | hit rate | IC t-stat | Sharpe net | Sharpe gross | max DD | return | verdict |",
         "|---|---|---|---|---|---|---|---|---|---|",

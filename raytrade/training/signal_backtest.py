@@ -1,13 +1,20 @@
-"""Cost-aware backtest of a signal: positions decided at bar close t earn the return of bar t+1."""
+"""Backtest of a signal through the paper broker: positions decided at bar close t trade on bar t+1."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from decimal import Decimal
 
 import numpy as np
 
 from raytrade.domain import performance
+from raytrade.domain.bar_simulator import BarSimulator
+from raytrade.domain.bars import Bar
+from raytrade.domain.instruments import Instrument
+from raytrade.domain.money import ZERO
+from raytrade.domain.paper_broker import FeeSchedule, PaperBrokerConfig
 from raytrade.training.datasets import Dataset
 
 
@@ -52,27 +59,93 @@ def max_drawdown(returns: np.ndarray) -> float:
     return abs(performance.max_drawdown(returns)) if len(returns) else 0.0
 
 
-def backtest(
-    data: Dataset, rows: np.ndarray, positions: np.ndarray, cost_bps: float, bars_per_year: float
-) -> BacktestResult:
-    """Portfolio returns per bar time from per-row positions (rows sorted by time, then symbol).
+@dataclass(frozen=True)
+class Costs:
+    """The paper broker's costs the evaluation trades under (``raytrade run``'s defaults), and the size
+    of one unit of position per symbol (impact depends on the quantity against the bar's volume)."""
 
-    Each symbol's P&L at row ``t`` is ``pos[t] * (exp(next_return[t]) - 1) - cost * |pos[t] - pos[t-1]|``
-    (the first row trades from flat); the portfolio return of a bar time is the sum over symbols
-    divided by the number of symbols in the dataset (equal capital, idle capital earns nothing).
+    fee_bps: float = 2.0
+    half_spread_bps: float = 0.5
+    impact_coef: float = 1.0
+    max_participation: float | None = 0.1
+    notional: float = 10_000.0
+
+    def broker(self, gross: bool = False) -> PaperBrokerConfig:
+        """The paper broker's settings (``gross``: no fee, spread, impact or volume cap), no latency."""
+        if gross:
+            return PaperBrokerConfig(FeeSchedule(ZERO, ZERO), ZERO, 0.0, None, 0)
+        fees = FeeSchedule(Decimal(repr(self.fee_bps)), ZERO)
+        return PaperBrokerConfig(fees, Decimal(repr(self.half_spread_bps)), self.impact_coef, self.max_participation, 0)
+
+
+# Evaluation instruments: a fine grid, so that rounding does not move the comparison between models.
+FINE = Decimal("0.00000001")
+
+
+def simulate(
+    data: Dataset,
+    rows: np.ndarray,
+    units: np.ndarray,
+    config: PaperBrokerConfig,
+    notional: float,
+    instruments: Mapping[str, Instrument] | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Trade each symbol's ``units`` (rows in time order) through :class:`BarSimulator`; (per-row P&L
+    as a fraction of ``notional``, NaN on each symbol's last row, which has no next bar; fills)."""
+    pnl = np.full(len(rows), np.nan)
+    fills = np.zeros(len(rows))
+    sym = data.symbol[rows]
+    for s in np.unique(sym):
+        idx = np.flatnonzero(sym == s)
+        if len(idx) < 2:
+            continue
+        name = data.symbols[int(s)]
+        inst = (instruments or {}).get(name) or Instrument(name, FINE, FINE)
+        r = rows[idx]
+        bars = [
+            Bar(int(st), float(o), float(h), float(lo), float(c), float(v))
+            for st, o, h, lo, c, v in zip(
+                data.start[r], data.open[r], data.high[r], data.low[r], data.close[r], data.volume[r], strict=True
+            )
+        ]
+        sim = BarSimulator(inst, bars, config, Decimal(repr(notional)))
+        for k in range(len(idx) - 1):
+            before = sim.fills
+            pnl[idx[k]] = sim.step(int(units[idx[k]])).pnl / notional
+            fills[idx[k]] = sim.fills - before
+    return pnl, fills
+
+
+def backtest(
+    data: Dataset,
+    rows: np.ndarray,
+    positions: np.ndarray,
+    costs: Costs,
+    bars_per_year: float,
+    instruments: Mapping[str, Instrument] | None = None,
+) -> BacktestResult:
+    """Portfolio returns per bar time from per-row target units (rows sorted by time, then symbol).
+
+    Each symbol trades its targets through the paper broker (:class:`BarSimulator`): a target decided
+    at row ``t``'s close fills on the next bar (its open, moved by the half spread and the square-root
+    impact of one unit of ``costs.notional``, within the bar's range and volume cap) and pays the fee.
+    A row's return is its P&L over the next bar / ``notional``; the portfolio return of a bar time is
+    the sum over symbols divided by the number of symbols (equal capital, idle capital earns nothing).
+    ``sharpe_gross`` trades the same targets with no costs at all.
     """
-    cost = cost_bps / 1e4
+    net_rows, _ = simulate(data, rows, positions, costs.broker(), costs.notional, instruments)
+    gross_rows, _ = simulate(data, rows, positions, costs.broker(gross=True), costs.notional, instruments)
+    ok = ~np.isnan(net_rows)
+    times, inverse = np.unique(data.start[rows][ok], return_inverse=True)
+    n_sym = len(data.symbols)
+    net = np.bincount(inverse, weights=net_rows[ok], minlength=len(times)) / n_sym
+    gross = np.bincount(inverse, weights=gross_rows[ok], minlength=len(times)) / n_sym
     sym = data.symbol[rows]
     prev = np.zeros(len(rows))
     for s in np.unique(sym):
         idx = np.flatnonzero(sym == s)
         prev[idx[1:]] = positions[idx[:-1]]
     trade = np.abs(positions - prev)
-    gross_row = positions * np.expm1(data.next_return[rows])
-    times, inverse = np.unique(data.start[rows], return_inverse=True)
-    n_sym = len(data.symbols)
-    gross = np.bincount(inverse, weights=gross_row, minlength=len(times)) / n_sym
-    net = gross - np.bincount(inverse, weights=trade * cost, minlength=len(times)) / n_sym
     return BacktestResult(
         sharpe=sharpe(net, bars_per_year),
         sharpe_gross=sharpe(gross, bars_per_year),

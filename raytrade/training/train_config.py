@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from raytrade.cluster.config import ConfigError
 from raytrade.training.evaluation import EvalSettings
+from raytrade.training.signal_backtest import Costs
 
 
 class _Strict(BaseModel):
@@ -30,7 +31,11 @@ class DataConfig(_Strict):
 class EvalConfig(_Strict):
     n_folds: int = Field(4, ge=1, le=20)
     min_train_fraction: float = Field(0.4, gt=0, lt=1)
-    cost_bps: float = Field(5.0, ge=0, description="Cost per unit of position traded: fee + half spread + slippage")
+    fee_bps: float = Field(2.0, ge=0, description="Taker fee of the paper broker, bps")
+    half_spread_bps: float = Field(0.5, ge=0, description="Half spread paid by a market order, bps")
+    impact_coef: float = Field(1.0, ge=0, description="Square-root impact: coef * sigma * sqrt(qty / bar volume)")
+    max_participation: float | None = Field(0.1, gt=0, le=1, description="Share of a bar's volume; null = no cap")
+    notional: float = Field(10_000.0, gt=0, description="Quote-currency size of one unit of position")
     long_above: float = Field(0.53, ge=0, le=1)
     short_below: float = Field(0.47, ge=0, le=1)
     bars_per_year: float = Field(0.0, ge=0, description="0 = infer: 252 for daily bars, else 24/7")
@@ -66,7 +71,7 @@ class TrainConfig(_Strict):
         return EvalSettings(
             n_folds=e.n_folds,
             min_train_fraction=e.min_train_fraction,
-            cost_bps=e.cost_bps,
+            costs=Costs(e.fee_bps, e.half_spread_bps, e.impact_coef, e.max_participation, e.notional),
             long_above=e.long_above,
             short_below=e.short_below,
             bars_per_year=e.bars_per_year,

@@ -309,3 +309,89 @@ def test_a_raising_strategy_stops_with_its_traceback_and_a_whole_ledger(tmp_path
     assert r.returncode == 0, r.stderr
     summary = json.loads((tmp_path / "o2" / "summary.json").read_text())
     assert "strategy bug" in summary["disabled_strategies"]["r"] and summary["reconciliation"]["ok"]
+
+
+EQUITIES = REPO.parent / "shared" / "data" / "us_equities_daily_60.parquet"
+
+
+@pytest.mark.skipif(not EQUITIES.exists(), reason=f"real equities data not found at {EQUITIES}")
+def test_a_24_7_symbol_beside_an_equity_symbol(tmp_path: Path) -> None:
+    """Real AAPL days (weekdays, split-adjusted) merged with a seeded 24/7 daily series: each trades on its
+    own calendar, and the report is annualised by calendar (24/7 when any instrument is, else 252 days)."""
+    import numpy as np
+    import polars as pl
+
+    data = tmp_path / "data"
+    data.mkdir()
+    aapl = pl.read_parquet(EQUITIES).filter(
+        (pl.col("symbol") == "AAPL") & (pl.col("timestamp").cast(pl.Date).dt.year() == 2020)
+    )
+    aapl.write_parquet(data / "AAPL_1d.parquet")
+    days = pl.datetime_range(pl.datetime(2020, 1, 1), pl.datetime(2020, 12, 31), "1d", eager=True)
+    rng = np.random.default_rng(7)
+    close = 100 * np.exp(np.cumsum(rng.normal(0, 0.03, len(days))))
+    open_ = np.concatenate([[100.0], close[:-1]])
+    pl.DataFrame(
+        {
+            "timestamp": days,
+            "open": open_,
+            "high": np.maximum(open_, close) * 1.01,
+            "low": np.minimum(open_, close) * 0.99,
+            "close": close,
+            "volume": np.full(len(days), 1e6),
+        }
+    ).write_csv(data / "COIN_1d.csv")
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        "kafka: {partitions: 2}\ninstruments:\n"
+        "  - {symbol: AAPL, price_increment: '0.0001', size_increment: '1', calendar: equity}\n"
+        "  - {symbol: COIN, price_increment: '0.0001', size_increment: '0.0001', calendar: '24/7'}\n"
+        "strategies: [{id: sma, path: 'raytrade.strategy.builtins:SmaCross',"
+        " params: {fast: 3, slow: 8, notional: '5000'}}]\n"
+        "model: null\nexecution: {initial_cash: '100000'}\n"
+        "risk: {max_order_notional: '1e9', max_position_notional: '1e9', max_gross_exposure: '1e9'}\n"
+    )
+    r = backtest("--config", str(cfg), "--data", str(data), "--output", str(tmp_path / "out"), "--end", "2021-01-01")
+    assert r.returncode == 0, r.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["bars"] == aapl.height + len(days) and summary["calendar"] == "24/7"
+    assert summary["bar_seconds"] == 86_400 and summary["metrics"]["periods_per_year"] == 365
+    weekday = {s: {datetime_weekday(int(f[0])) for f in fills} for s, fills in fills_of(tmp_path / "out").items()}
+    assert weekday["AAPL"] <= {0, 1, 2, 3, 4, 5} and weekday["COIN"] & {5, 6}  # AAPL decided on weekday closes
+    # The equity symbol alone is annualised on 252 sessions a year.
+    only = tmp_path / "aapl"
+    only.mkdir()
+    aapl.write_parquet(only / "AAPL_1d.parquet")
+    cfg.write_text(
+        cfg.read_text().replace(
+            "  - {symbol: COIN, price_increment: '0.0001', size_increment: '0.0001', calendar: '24/7'}\n", ""
+        )
+    )
+    r = backtest("--config", str(cfg), "--data", str(only), "--output", str(tmp_path / "out2"))
+    assert r.returncode == 0, r.stderr
+    s2 = json.loads((tmp_path / "out2" / "summary.json").read_text())
+    assert s2["calendar"] == "equity" and s2["metrics"]["periods_per_year"] == 252
+
+
+def datetime_weekday(ts_ns: int) -> int:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts_ns / 1e9, UTC).weekday()
+
+
+def test_bars_go_in_whole_unless_the_config_asks_for_trades(tmp_path: Path) -> None:
+    cfg = write_config(
+        tmp_path / "c.yaml", ["BTCUSDT"], "{id: bh, path: 'raytrade.strategy.builtins:BuyAndHold', params: {qty: '1'}}"
+    )
+    args = ["--config", str(cfg), "--data", str(DATA / "BTCUSDT_1m.csv"), "--end", "2023-01-01T06:00"]
+    assert backtest(*args, "--output", str(tmp_path / "bars")).returncode == 0
+    bars = json.loads((tmp_path / "bars" / "summary.json").read_text())
+    assert bars["events"] == bars["bars"] == 360  # one event per bar, decided at its close
+    cfg.write_text(
+        cfg.read_text().replace(
+            "backtest: {fills: next_bar_open}", "backtest: {fills: next_bar_open, bars_as_ticks: true}"
+        )
+    )
+    assert backtest(*args, "--output", str(tmp_path / "ticks")).returncode == 0
+    ticks = json.loads((tmp_path / "ticks" / "summary.json").read_text())
+    assert ticks["events"] == 4 * 360 and ticks["bars"] == 359  # four trades a bar; the last bar never closes

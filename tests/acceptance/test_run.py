@@ -17,6 +17,7 @@ import pytest
 
 from raytrade.adapters.ledger import Ledger
 from raytrade.domain.portfolio import Portfolio
+from raytrade.domain.round_trips import round_trips
 from raytrade.domain.stats import percentile
 
 REPO = Path(__file__).resolve().parents[2]
@@ -108,6 +109,11 @@ def test_run_30s_summary_matches_ledger(tmp_path: Path) -> None:
     assert summary["latency_ms"]["tick_to_order_p50"] == percentile(lat, 50)
     assert summary["latency_ms"]["tick_to_order_p99"] == percentile(lat, 99)
     assert 0 < summary["latency_ms"]["tick_to_order_p50"] < 1000
+    # The performance metrics come from the one metrics module, over one-minute equity points in event time.
+    m = summary["metrics"]
+    assert m["periods_per_year"] == 525_600 and m["periods"] >= 30  # 24/7 minutes, at least half an hour of market
+    assert m["fees"] == float(book.fees) and m["end_equity"] is not None and m["sharpe"] is not None
+    assert m["trades"] == len(round_trips(fills)) and -1 < m["max_drawdown"] <= 0
 
 
 @pytest.mark.slow

@@ -8,17 +8,21 @@ import signal
 import time
 from pathlib import Path
 
+import polars as pl
 import pytest
 import ray
 
 from raytrade.adapters.embedded_broker import EmbeddedBroker
 from raytrade.adapters.synthetic_market import SyntheticMarket
+from raytrade.backtest.data import load_market
+from raytrade.backtest.runner import Backtest
 from raytrade.cluster.topology import Topology
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.ticks import Tick
+from raytrade.strategy.loader import load_strategies
 from raytrade.training.bootstrap import ensure_model
 from raytrade.training.registry import ModelRegistry
-from tests.integration.chaos_harness import Outcome, kill_process, run_feed
+from tests.integration.chaos_harness import Outcome, config, kill_process, read_ledger, run_feed
 
 
 @pytest.fixture(scope="module")
@@ -138,3 +142,33 @@ def test_a_rolled_log_gives_the_same_ledger_with_a_shard_killed_across_generatio
     assert_same_ledger(run, baseline, len(ticks))
     assert run.shard_stats[1]["restored_from"] is not None and run.shard_stats[1]["replay_batches"] >= 1
     assert run.gate_state["deleted_generations"] >= len(ticks) // 5_000 - 3  # all but the last few are gone
+
+
+def test_the_backtest_of_the_same_ticks_gives_the_same_ledger(
+    baseline: Outcome, scorer: ShardModel, ticks: list[Tick], tmp_path: Path
+) -> None:
+    """Live/backtest parity: the fault-free live run (Kafka, two partitions, actors, every risk check
+    on) and ``raytrade backtest``'s engine over the same ticks leave the same ledger."""
+    cfg = config(tmp_path, "parity")
+    cfg = cfg.model_copy(update={"backtest": cfg.backtest.model_copy(update={"fills": "paper"})})
+    assert cfg.kafka.partitions == 2 and cfg.risk.max_var is not None and cfg.risk.stop_atr_multiple is not None
+    file = tmp_path / "ticks.parquet"
+    pl.DataFrame(
+        {
+            "symbol": [t.symbol for t in ticks],
+            "ts": [t.ts for t in ticks],
+            "price": [t.price for t in ticks],
+            "size": [t.size for t in ticks],
+        }
+    ).write_parquet(file)
+    data = load_market(file, [i.symbol for i in cfg.instruments])
+    ledger = tmp_path / "backtest.db"
+    run = Backtest(cfg, scorer, lambda: load_strategies(cfg.strategy_specs()), str(ledger)).run(data)
+    orders, fills, pnl, positions = read_ledger(str(ledger), cfg.execution.initial_cash)
+    assert run.events == len(ticks)
+    reasons = {str(o[8]).split(" ")[0] for o in orders if o[6] == "REJECTED"}
+    assert {"VaR", "net", "correlated"} <= reasons, reasons  # the portfolio checks bound, across both shards
+    assert any(o[1] == "risk:atr_stop" for o in orders) and run.gate.stops_triggered > 0
+    assert len(orders) == len(baseline.orders) and orders == baseline.orders  # ids, statuses, reasons, scores
+    assert fills == baseline.fills  # prices, quantities, fees
+    assert pnl == baseline.pnl and positions == baseline.positions  # cash, realized P&L, fees, to the last decimal

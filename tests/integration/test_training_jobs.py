@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 import yaml
 
+from raytrade.adapters.synthetic_market import SyntheticMarket
+from raytrade.backtest.data import load_market
+from raytrade.backtest.runner import Backtest
+from raytrade.cluster.config import RunConfig, load_config
 from raytrade.domain.features import FEATURE_VERSION
+from raytrade.strategy.loader import load_strategies
 from raytrade.training.datasets import build_dataset
 from raytrade.training.model_loading import shard_model
 from raytrade.training.registry import ModelRegistry
@@ -20,6 +25,8 @@ from raytrade.training.train import load_bars
 from raytrade.training.train_config import DataConfig
 from raytrade.training.tune_config import TuneConfig
 from raytrade.training.tune_sweep import run_sweep
+
+REPO = Path(__file__).resolve().parents[2]
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
 
@@ -71,6 +78,30 @@ def test_tiny_ppo_run_exports_an_inference_only_module(ray_local: int, tmp_path:
     assert module.inference_only
     obs = np.zeros(len(meta.feature_names), dtype=np.float32)
     assert greedy_action(module, obs) in (0, 1, 2)
+    # The RLPolicy strategy trades with it through raytrade backtest's engine: each order is the module's action.
+    reg.approve("ppo_policy", meta.version)
+    ticks = tmp_path / "ticks.parquet"
+    SyntheticMarket(seed=5).ticks_frame(3 * 3600).select("symbol", "ts", "price", "size").write_parquet(ticks)
+    cfg = RunConfig.model_validate(
+        {
+            "kafka": {"partitions": 2},
+            "instruments": [i.model_dump() for i in load_config(REPO / "configs" / "default.yaml").instruments],
+            "strategies": [
+                {
+                    "id": "rl",
+                    "path": "raytrade.strategy.builtins:RLPolicy",
+                    "params": {"registry": str(tmp_path / "models")},
+                }
+            ],
+            "model": None,
+        }
+    )
+    bt = Backtest(cfg, None, lambda: load_strategies(cfg.strategy_specs()), str(tmp_path / "bt.db"))
+    run = bt.run(load_market(ticks, [i.symbol for i in cfg.instruments]))
+    orders = bt.core.ledger.recent_orders(10_000)
+    assert run.bars > 500 and orders and all(str(o["order_id"]).startswith("rl:") for o in orders)
+    policy = next(s for e in bt.engines for s in e.strategies)
+    assert policy.runner.label == f"ppo_policy/{meta.version}"  # type: ignore[attr-defined]
 
 
 def test_raytrade_train_cli_registers_a_model_the_shards_load(tmp_path: Path) -> None:
@@ -109,7 +140,7 @@ def test_evaluation_on_real_crypto_bars_is_honest_about_costs(tmp_path: Path) ->
     bars = load_bars(DataConfig(source=str(DATA / "crypto_1m_2023-01"), last_bars=6000, horizon_bars=15))
     data = build_dataset(bars, 15)
     members = {"xgboost": {"rounds": 30}, "lightgbm": {"rounds": 30}}
-    report = evaluate(data, EvalSettings(n_folds=2, cost_bps=5.0, members=members))
+    report = evaluate(data, EvalSettings(n_folds=2, members=members))
     bh = report["baselines"]["buy_and_hold"]["backtest"]
     # Buy-and-hold pays the entry cost once per symbol: gross and net returns differ by about that.
     assert bh["turnover"] > 0 and bh["exposure"] == 1.0

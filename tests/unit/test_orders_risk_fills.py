@@ -6,7 +6,6 @@ import pytest
 
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.orders import OrderIntent, Side, order_id_for
-from raytrade.domain.paper_fills import PaperFillModel
 from raytrade.domain.risk import RiskLimits, RiskRules, TradingState
 from raytrade.domain.strategy import ThresholdStrategy
 
@@ -82,13 +81,3 @@ def test_gate_view_takes_executions_positions_and_never_double_counts() -> None:
     assert rules.check(c).approved
     rules.release([c])  # the call to Execution failed: the reservation goes away
     assert rules.position("BTCUSDT") == D("1.0")
-
-
-def test_paper_fill_price_and_fee_are_exact() -> None:
-    m = PaperFillModel(fee_bps=D("2"), half_spread_bps=D("0.5"), slippage_bps=D("1"))
-    f = m.fill(intent(Side.BUY, "0.5", "20000.00", "o1"), BTC, 7)
-    assert f.price == D("20003.00")  # 20000 * 1.00015
-    assert f.fee == D("2.00030000")  # 20003 * 0.5 * 0.0002
-    s = m.fill(intent(Side.SELL, "0.5", "20000.00", "o2"), BTC, 7)
-    assert s.price == D("19997.00")
-    assert f.fill_id == "o1#1"

@@ -10,11 +10,12 @@ import gymnasium as gym
 import numpy as np
 
 from raytrade.adapters.synthetic_market import SyntheticMarket, ticks_to_bars
+from raytrade.domain.bar_simulator import BarSimulator
+from raytrade.domain.bars import Bar
 from raytrade.domain.features import FEATURE_NAMES
-from raytrade.domain.paper_fills import PaperFillModel
+from raytrade.domain.paper_broker import FeeSchedule, PaperBrokerConfig
 from raytrade.training.datasets import Dataset, build_dataset
 from raytrade.training.rl.interpreters import ActionInterpreter, Reward, StateInterpreter
-from raytrade.training.rl.simulator import MarketSimulator
 from raytrade.training.signal_backtest import max_drawdown, sharpe
 
 DEFAULT_ENV: dict[str, Any] = {
@@ -22,9 +23,10 @@ DEFAULT_ENV: dict[str, Any] = {
     "days": 1.0,
     "episode_bars": 240,
     "notional": "10000",
-    "fee_bps": "2",
-    "half_spread_bps": "0.5",
-    "slippage_bps": "1",
+    "fee_bps": "2",  # the paper broker's costs (as `raytrade run` trades): fee, half spread,
+    "half_spread_bps": "0.5",  # square-root impact and the volume cap, on the next bar's open
+    "impact_coef": 1.0,
+    "max_participation": 0.1,
     "risk_penalty_bps": 0.0,
     "allow_short": True,
 }
@@ -47,8 +49,29 @@ def state_for(train: Dataset) -> StateInterpreter:
     return StateInterpreter(train.x.mean(axis=0), train.x.std(axis=0) + 1e-12)
 
 
-def fill_model(s: dict[str, Any]) -> PaperFillModel:
-    return PaperFillModel(Decimal(s["fee_bps"]), Decimal(s["half_spread_bps"]), Decimal(s["slippage_bps"]))
+def broker_config(s: dict[str, Any]) -> PaperBrokerConfig:
+    """The paper broker the agent trades through (no latency: a decision at a close trades on the next bar)."""
+    cap = s["max_participation"]
+    fees = FeeSchedule(Decimal(str(s["fee_bps"])), Decimal(0))
+    return PaperBrokerConfig(
+        fees, Decimal(str(s["half_spread_bps"])), float(s["impact_coef"]), None if cap is None else float(cap), 0
+    )
+
+
+def bars_of(data: Dataset, rows: np.ndarray) -> list[Bar]:
+    """The dataset's rows as bars (one symbol's rows, in time order)."""
+    return [
+        Bar(int(st), float(o), float(h), float(lo), float(c), float(v))
+        for st, o, h, lo, c, v in zip(
+            data.start[rows],
+            data.open[rows],
+            data.high[rows],
+            data.low[rows],
+            data.close[rows],
+            data.volume[rows],
+            strict=True,
+        )
+    ]
 
 
 class TradingEnv(gym.Env[np.ndarray, int]):
@@ -61,11 +84,11 @@ class TradingEnv(gym.Env[np.ndarray, int]):
         self.state = state_for(self.data)
         self.action = ActionInterpreter(bool(self.s["allow_short"]))
         self.reward = Reward(float(self.s["notional"]), float(self.s["risk_penalty_bps"]))
-        self.fills = fill_model(self.s)
+        self.broker = broker_config(self.s)
         self.observation_space = self.state.space
         self.action_space = self.action.space  # type: ignore[assignment]
         self._rows = np.zeros(0, dtype=np.int64)
-        self.sim: MarketSimulator | None = None
+        self.sim: BarSimulator | None = None
 
     def reset(
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
@@ -77,7 +100,7 @@ class TradingEnv(gym.Env[np.ndarray, int]):
         first = int(self.np_random.integers(0, len(rows) - n + 1))
         self._rows = rows[first : first + n]
         inst = self.instruments[self.data.symbols[sym]]
-        self.sim = MarketSimulator(inst, self.data.close[self._rows], self.fills, Decimal(self.s["notional"]))
+        self.sim = BarSimulator(inst, bars_of(self.data, self._rows), self.broker, Decimal(self.s["notional"]))
         return self.state(self.data.x[self._rows[0]], 0), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -107,7 +130,7 @@ def run_policy(
     per_symbol = []
     for i, sym in enumerate(data.symbols):
         rows = np.flatnonzero(data.symbol == i)
-        sim = MarketSimulator(instruments[sym], data.close[rows], fill_model(s), notional)
+        sim = BarSimulator(instruments[sym], bars_of(data, rows), broker_config(s), notional)
         rets, units = [], 0
         while not sim.done:
             feats = data.x[rows[sim.t]]

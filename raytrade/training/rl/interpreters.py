@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
-from raytrade.training.rl.simulator import StepOutcome
+from raytrade.domain.bar_simulator import StepOutcome
 
 CLIP = 5.0
 
