@@ -66,7 +66,7 @@ class ReportData:
     equity: np.ndarray
     gross_exposure: np.ndarray  # sum of |position value|, in the equity's currency
     net_exposure: np.ndarray  # sum of signed position values
-    positions: Mapping[str, np.ndarray]  # symbol -> position quantity at ts_ns
+    positions: Mapping[str, np.ndarray]  # symbol -> signed position value at ts_ns, % of equity
     prices: Mapping[str, tuple[np.ndarray, np.ndarray]]  # symbol -> (ts_ns, close)
     trades: Sequence[RoundTrip]
     periods_per_year: float
@@ -153,8 +153,8 @@ def _exposure_positions(data: ReportData, path: Path) -> None:
             x, y = downsample(t, np.asarray(data.positions[symbol], dtype=np.float64))
             bottom.step(x, y, where="post", label=symbol, linewidth=1.0)
         shown = "" if len(symbols) <= MAX_POSITION_LINES else f" ({MAX_POSITION_LINES} of {len(symbols)} symbols)"
-        bottom.set_title(f"positions{shown}", fontsize=10)
-        bottom.set_ylabel("quantity")
+        bottom.set_title(f"position value per symbol{shown}", fontsize=10)
+        bottom.set_ylabel("% of equity")
         bottom.legend(loc="upper left", fontsize=8, ncol=4)
         bottom.grid(alpha=0.3)
     _save(fig, path)

@@ -46,7 +46,7 @@ class Curve:
     equity: list[float] = field(default_factory=list)
     gross: list[float] = field(default_factory=list)
     net: list[float] = field(default_factory=list)
-    positions: dict[str, list[float]] = field(default_factory=dict)
+    positions: dict[str, list[float]] = field(default_factory=dict)  # signed value, % of equity
 
 
 @dataclass
@@ -139,15 +139,15 @@ class Backtest:
         positions = core.portfolio.positions()
         marks = core.marks
         gross = net = 0.0
+        equity = float(core.portfolio.equity(marks))
         for symbol, series in c.positions.items():
             q = positions.get(symbol, ZERO)
-            series.append(float(q))
-            if q and symbol in marks:
-                v = float(q * marks[symbol])
-                gross += abs(v)
-                net += v
+            v = float(q * marks[symbol]) if q and symbol in marks else 0.0
+            series.append(100.0 * v / equity if equity else 0.0)
+            gross += abs(v)
+            net += v
         c.ts.append(ts)
-        c.equity.append(float(core.portfolio.equity(marks)))
+        c.equity.append(equity)
         c.gross.append(gross)
         c.net.append(net)
 

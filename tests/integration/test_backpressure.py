@@ -37,8 +37,8 @@ def test_slow_venue_slows_intake_and_lag_is_exported(ray_local: int, broker: Emb
         tmp_path,
         topic,
         execution__venue_latency_ms="100",
-        strategy__long_above="0.5",
-        strategy__short_below="0.5",
+        strategies__0__params__long_above="0.5",
+        strategies__0__params__short_below="0.5",
     )
     adm = kafka.admin("confluent", broker.bootstrap_servers)
     adm.create_topic(topic, 2)
