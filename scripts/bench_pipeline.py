@@ -262,7 +262,11 @@ def ray_hop_floor(n: int = 500) -> dict[str, Any]:
     return quantiles(samples)
 
 
-def bench_backend(backend: kafka.Backend, args: argparse.Namespace, work: Path) -> dict[str, Any]:
+def bench_backend(
+    backend: kafka.Backend, args: argparse.Namespace, work: Path, gate_order: str = "event_time"
+) -> dict[str, Any]:
+    work = work / gate_order
+    work.mkdir(parents=True, exist_ok=True)
     broker = EmbeddedBroker(log_path=work / f"tansu-{backend}.log").start()
     topo: Topology | None = None
     runs: list[Any] = []
@@ -272,7 +276,7 @@ def bench_backend(backend: kafka.Backend, args: argparse.Namespace, work: Path) 
         create_topics(bootstrap, ("raw", 2), ("ticks", 2), ("ticks.dlq", 1))
         produce(bootstrap, "raw", ticks)
         raw = raw_consume(backend, bootstrap, "raw", len(ticks), args.batch_size)
-        print(f"[{backend}] raw consume: {raw['msgs_per_s']:.0f} msgs/s", file=sys.stderr)
+        print(f"[{backend}, {gate_order}] raw consume: {raw['msgs_per_s']:.0f} msgs/s", file=sys.stderr)
 
         env = {
             "RAYTRADE__KAFKA__BACKEND": backend,
@@ -282,6 +286,7 @@ def bench_backend(backend: kafka.Backend, args: argparse.Namespace, work: Path) 
             "RAYTRADE__BATCH_SIZE": str(args.batch_size),
             "RAYTRADE__STRATEGIES__0__PARAMS__LONG_ABOVE": "0.505",
             "RAYTRADE__STRATEGIES__0__PARAMS__SHORT_BELOW": "0.495",
+            "RAYTRADE__GATE_ORDER": gate_order,
         }
         cfg = load_config(REPO / "configs" / "default.yaml", env=env)
         scorer = ensure_model(ModelRegistry(work / "models"), seed=1, days=1.0, horizon=5, rounds=100)
@@ -330,6 +335,11 @@ def main() -> None:
     ap.add_argument("--soak-s", type=float, default=300.0)
     ap.add_argument("--soak-rate", type=float, default=5000.0, help="ticks/s published during the soak")
     ap.add_argument("--soak-linger-ms", type=int, default=50, help="linger.ms of the soak's producer")
+    ap.add_argument(
+        "--gate-orders",
+        default="event_time,arrival",
+        help="RiskGate orders to measure in the same run: event_time (deterministic, the default) and arrival",
+    )
     ap.add_argument("--out", default=str(REPO / "runs" / "bench" / "pipeline.json"))
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="raytrade-bench-"))
@@ -343,7 +353,11 @@ def main() -> None:
     try:
         floor = ray_hop_floor()
         print(f"two nested Ray actor hops (no work): p50 {floor['p50']} ms p99 {floor['p99']} ms", file=sys.stderr)
-        results = {b: bench_backend(b, args, work) for b in args.backends.split(",")}
+        results = {
+            f"{b}/{order}": bench_backend(b, args, work, order)
+            for b in args.backends.split(",")
+            for order in args.gate_orders.split(",")
+        }
     finally:
         ray.shutdown()
         shutil.rmtree(work, ignore_errors=True)

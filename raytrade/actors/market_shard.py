@@ -23,7 +23,7 @@ from raytrade.adapters.kafka.rolling import ConsumerFactory, RollingAdmin, Rolli
 from raytrade.adapters.snapshot_store import LogId, SnapshotStore
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import decimal_from_float
-from raytrade.domain.shard_engine import RejectedMessage, ShardEngine, ShardModel
+from raytrade.domain.shard_engine import Prepared, RejectedMessage, ShardEngine, ShardModel
 from raytrade.strategy.loader import StrategySpec, load_strategies
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class MarketShard:
         snapshot_every: int = 5000,
         initial_equity: Decimal = Decimal(100_000),
         disable_failing: bool = False,
+        ordered: bool = True,
     ) -> None:
         self.shard_id = shard_id
         self.partitions = partitions
@@ -123,6 +124,7 @@ class MarketShard:
         self._since_snapshot = 0
         self._snapshot_at = time.monotonic()
         self.engine = ShardEngine(instruments, load_strategies(strategies), model, initial_equity, disable_failing)
+        self.ordered = ordered  # event-time order of groups at the gate (config gate_order), else whole batches
         self.trading_state = "ACTIVE"  # the latest known (pushed by the gate, or in a reply)
         self.reply_state = "ACTIVE"  # as of the last reply: what suppresses intents (deterministic)
         self.trading_state_at_ns: int | None = None
@@ -314,9 +316,32 @@ class MarketShard:
             c["dead_lettered"] += len(prepared.rejected)
         t2 = time.perf_counter()
         ph["dead_letters"] += t2 - t1
-        # One group (the bars one message closed) at a time, in event-time order across the shards:
-        # the strategies decide with the view the previous group left, the gate takes the group when
-        # every other shard has passed its key, and the reply settles the view for the next one.
+        if self.ordered:
+            await self._groups(prepared)
+        else:
+            await self._batch(prepared, records)
+        t3 = time.perf_counter()
+        ph["submit"] += t3 - t2
+        # Counted only now, with the batch's orders in the ledger: ``stats`` is served while the
+        # gate call is awaited, and "consumed" must never run ahead of the batch's effects.
+        c["consumed"] += len(records)
+        c["batches"] += 1
+        self._consumed_counter.inc(len(records))
+        for r in records:
+            self.next_offsets[r.partition] = max(self.next_offsets.get(r.partition, 0), r.offset + 1)
+        self._update_lag()
+        self._since_snapshot += len(records)
+        if self._since_snapshot >= self.snapshot_every or time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S:
+            self._save_snapshot()
+        t4 = time.perf_counter()
+        ph["snapshot"] += t4 - t3
+        self.last_batch_ns = time.time_ns()
+
+    async def _groups(self, prepared: Prepared) -> None:
+        """One group (the bars one message closed) at a time, in event-time order across the shards:
+        the strategies decide with the view the previous group left, the gate takes the group when
+        every other shard has passed its key, and the reply settles the view for the next one."""
+        c = self.counters
         groups = prepared.groups
         for n, group in enumerate(groups):
             result = self.engine.decide(group)
@@ -343,22 +368,30 @@ class MarketShard:
             self.engine.deliver(reply.events, reply.fills)
         if not groups and prepared.end is not None:
             await self.risk_gate.advance.remote(self.shard_id, prepared.end)
-        t3 = time.perf_counter()
-        ph["submit"] += t3 - t2
-        # Counted only now, with the batch's orders in the ledger: ``stats`` is served while the
-        # gate call is awaited, and "consumed" must never run ahead of the batch's effects.
-        c["consumed"] += len(records)
-        c["batches"] += 1
-        self._consumed_counter.inc(len(records))
-        for r in records:
-            self.next_offsets[r.partition] = max(self.next_offsets.get(r.partition, 0), r.offset + 1)
-        self._update_lag()
-        self._since_snapshot += len(records)
-        if self._since_snapshot >= self.snapshot_every or time.monotonic() - self._snapshot_at >= SNAPSHOT_EVERY_S:
-            self._save_snapshot()
-        t4 = time.perf_counter()
-        ph["snapshot"] += t4 - t3
-        self.last_batch_ns = time.time_ns()
+
+    async def _batch(self, prepared: Prepared, records: list[kafka.Record]) -> None:
+        """``gate_order: arrival``: the whole batch's decisions and bars in one gate call, as it comes."""
+        c = self.counters
+        result = self.engine.decide_all(prepared)
+        intents, commands = result.intents, result.commands
+        if intents and self.reply_state == "HALTED":
+            c["intents_suppressed"] += len(intents)
+            self.engine.discard(intents)
+            intents = []
+        if not (intents or commands or result.bars):
+            return
+        c["intents"] += len(intents)
+        replay = any(r.offset < self.replay_until.get(r.partition, 0) for r in records)
+        self.replay_batches += replay
+        reply = await self.risk_gate.submit.remote(intents, replay, result.bars, commands)
+        c["filled"] += sum(1 for f in reply.fills if f.symbol in self.engine.instruments)
+        self.reply_state = reply.trading_state
+        self.set_trading_state(reply.trading_state, "in the gate's reply", reply.state_version)
+        if replay:
+            self.engine.apply_events(reply.events, intents)
+        else:
+            self.engine.sync(reply.positions, reply.working, reply.equity)
+        self.engine.deliver(reply.events, reply.fills)
 
     def _save_snapshot(self) -> None:
         """Durably save state + offsets (one transaction), then tell Kafka (asynchronously)."""

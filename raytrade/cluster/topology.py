@@ -66,12 +66,18 @@ def build(
     # The capability that lets the gate, and only the gate, place orders with Execution.
     key = secrets.token_hex(16)
     k = cfg.kafka
+    ordered = cfg.gate_order == "event_time"
     engine = cfg.placement.engine.options()
     execution = Execution.options(**names["execution"], **engine).remote(  # type: ignore[attr-defined]
         instruments, ex.broker_config(), ledger_path, ex.initial_cash, ex.venue_latency_ms, key
     )
     gate = RiskGate.options(**names["risk_gate"], **engine).remote(  # type: ignore[attr-defined]
-        cfg.risk.limits(), execution, str(state_dir / "risk_gate.json"), instruments, key, shards=k.partitions
+        cfg.risk.limits(),
+        execution,
+        str(state_dir / "risk_gate.json"),
+        instruments,
+        key,
+        shards=k.partitions if ordered else 0,
     )
     wiring = ShardKafka(bootstrap, k.backend, k.topic, k.dead_letter_topic, k.group_id, rolling)
     specs = cfg.strategy_specs()
@@ -90,8 +96,9 @@ def build(
             cfg.batch_size,
             initial_equity=ex.initial_cash,
             disable_failing=cfg.on_strategy_error == "disable",
+            ordered=ordered,
         )
         for p in range(k.partitions)
     ]
-    ray.get(gate.register_shards.remote(shards))
+    ray.get(gate.register_shards.remote(shards, ordered))
     return Topology(execution, gate, shards, model_ref)

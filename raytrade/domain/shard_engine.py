@@ -200,13 +200,14 @@ class ShardEngine:
 
     def process(self, messages: Iterable[RawMessage], ts_consumed: int) -> BatchResult:
         """Prepare a batch of raw tick messages and decide every group in it, without settling in between."""
-        return self._all(self.prepare(messages, ts_consumed))
+        return self.decide_all(self.prepare(messages, ts_consumed))
 
     def process_bars(self, rows: Iterable[BarRow], ts_consumed: int | None = None) -> BatchResult:
         """:meth:`prepare_bars` and decide every group, without settling in between."""
-        return self._all(self.prepare_bars(rows, ts_consumed))
+        return self.decide_all(self.prepare_bars(rows, ts_consumed))
 
-    def _all(self, prepared: Prepared) -> BatchResult:
+    def decide_all(self, prepared: Prepared) -> BatchResult:
+        """Decide every group of a batch with the view as it is now (no settling between groups)."""
         out = BatchResult(rejected=prepared.rejected, accepted=prepared.accepted)
         for g in prepared.groups:
             r = self.decide(g)

@@ -120,6 +120,7 @@ def run_feed(
     rate: float = 8000.0,
     timeout_s: float = 120.0,
     roll_records: int | None = None,
+    **extra: str,
 ) -> Outcome:
     """Publish ``ticks`` at ``rate`` to a new topic, trade them, inject ``fault`` once
     ``fault_at`` of them were consumed, wait until every tick is consumed, call ``after``,
@@ -127,7 +128,7 @@ def run_feed(
     consumed ones deleted as the snapshots pass them (as ``raytrade run`` does on its broker)."""
     topic = f"chaos-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True, exist_ok=True)
-    cfg = config(tmp, topic)
+    cfg = config(tmp, topic, **extra)
     log = TicksLog(bootstrap, "confluent", topic, cfg.kafka.partitions, roll_records is not None)
     create_topics(cfg, log)
     ledger = str(tmp / "ledger.db")

@@ -172,3 +172,16 @@ def test_the_backtest_of_the_same_ticks_gives_the_same_ledger(
     assert len(orders) == len(baseline.orders) and orders == baseline.orders  # ids, statuses, reasons, scores
     assert fills == baseline.fills  # prices, quantities, fees
     assert pnl == baseline.pnl and positions == baseline.positions  # cash, realized P&L, fees, to the last decimal
+
+
+def test_arrival_order_trades_the_same_feed_batch_by_batch(
+    baseline: Outcome, broker: EmbeddedBroker, scorer: ShardModel, ticks: list[Tick], tmp_path: Path
+) -> None:
+    """``gate_order: arrival`` (whole batches, as they come: the fast mode, not deterministic) trades the whole
+    feed at the same decision points; its portfolio decisions may differ from the event-time run's."""
+    run = run_feed(broker.bootstrap_servers, tmp_path, scorer, ticks, gate_order="arrival")
+    assert sum(s["consumed"] for s in run.shard_stats) == len(ticks)
+    assert all(s["error"] is None for s in run.shard_stats)
+    assert len(run.orders) >= 50 and len(run.fills) >= 50
+    ids = {o[0] for o in run.orders}
+    assert len(ids & {o[0] for o in baseline.orders}) >= len(baseline.orders) // 2  # the same decision points
