@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
-import json
 import logging
 import os
 import pickle
 import time
-from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -18,12 +15,12 @@ from typing import Any
 import ray
 from ray.util import metrics
 
+from raytrade.actors.shard_wiring import ShardKafka, dead_letter
 from raytrade.adapters import kafka
-from raytrade.adapters.kafka.rolling import ConsumerFactory, RollingAdmin, RollingConsumer
 from raytrade.adapters.snapshot_store import LogId, SnapshotStore
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import decimal_from_float
-from raytrade.domain.shard_engine import Prepared, RejectedMessage, ShardEngine, ShardModel
+from raytrade.domain.shard_engine import Prepared, ShardEngine, ShardModel
 from raytrade.strategy.loader import StrategySpec, load_strategies
 
 log = logging.getLogger(__name__)
@@ -38,44 +35,6 @@ STALL_S = 3.0
 # shards' groups are not held for it (a partition without data must not stop trading).
 # Only with a fresh view of the log end (a paused or unreachable broker is not an idle partition).
 IDLE_S = 3.0
-
-
-@dataclass(frozen=True)
-class ShardKafka:
-    """The shard's Kafka wiring."""
-
-    bootstrap: str
-    backend: kafka.Backend
-    topic: str
-    dead_letter_topic: str
-    group_id: str
-    rolling: bool = False  # the topic is a rolled log (embedded broker, see adapters/kafka/rolling.py)
-
-    def consumer(self) -> kafka.Consumer:
-        """A consumer of the ticks log (continuous offsets across generations when rolled)."""
-        if self.rolling:
-            return RollingConsumer(ConsumerFactory(self.backend, self.bootstrap), self.group_id)
-        return kafka.consumer(self.backend, self.bootstrap, self.group_id)
-
-    def admin(self) -> kafka.Admin:
-        """An admin client that knows the ticks log's identity."""
-        plain = kafka.admin(self.backend, self.bootstrap)
-        return RollingAdmin(plain, self.topic) if self.rolling else plain
-
-
-def dead_letter(msg: RejectedMessage, topic: str) -> bytes:
-    """The dead-letter record: reason, detail, origin, and the original bytes (base64)."""
-    return json.dumps(
-        {
-            "reason": msg.rejection.reason.value,
-            "detail": msg.rejection.detail,
-            "topic": topic,
-            "partition": msg.partition,
-            "offset": msg.offset,
-            "key": base64.b64encode(msg.key).decode() if msg.key is not None else None,
-            "value": base64.b64encode(msg.value).decode(),
-        }
-    ).encode()
 
 
 _COUNTERS = ("consumed", "batches", "intents", "filled", "dead_lettered", "intents_suppressed")

@@ -12,6 +12,9 @@ Tables:
 - ``bar_marks``: per symbol, the last bar the paper broker processed and its volatility
   state, so a restarted Execution neither re-trades nor skips a bar.
 - ``risk_events``: RiskGate state transitions with their reason.
+- ``gate_state``: the RiskGate's rule state as of the last call (written in that call's transaction).
+
+The schema and the row conversions are in :mod:`raytrade.adapters.ledger_schema`.
 """
 
 from __future__ import annotations
@@ -24,10 +27,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from raytrade.adapters.ledger_schema import (
+    DIALECT,
+    EVENT_COLS,
+    FILL_COLS,
+    ORDER_COLS,
+    TABLES,
+    dec,
+    event_row,
+    fill_row,
+    num,
+    opt,
+)
 from raytrade.domain.order_lifecycle import EventKind, Order, OrderEvent
 from raytrade.domain.orders import (
     Fill,
-    Liquidity,
     OrderIntent,
     OrderReport,
     OrderStatus,
@@ -35,125 +49,6 @@ from raytrade.domain.orders import (
     Side,
     TimeInForce,
 )
-
-_TABLES = """
-CREATE TABLE IF NOT EXISTS orders (
-    order_id    TEXT PRIMARY KEY,
-    strategy    TEXT NOT NULL,
-    symbol      TEXT NOT NULL,
-    side        TEXT NOT NULL,
-    order_type  TEXT NOT NULL,
-    tif         TEXT NOT NULL,
-    qty         {num} NOT NULL,
-    limit_price {num},
-    stop_price  {num},
-    ref_price   {num} NOT NULL,
-    score       DOUBLE PRECISION NOT NULL,
-    ts_event    BIGINT NOT NULL,
-    ts_consumed BIGINT NOT NULL,
-    ts_accepted BIGINT NOT NULL,
-    status      TEXT NOT NULL,
-    filled_qty  {num} NOT NULL,
-    reason      TEXT NOT NULL,
-    created_seq BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS order_events (
-    seq         {serial},
-    order_id    TEXT NOT NULL REFERENCES orders(order_id),
-    event_no    INTEGER NOT NULL,
-    symbol      TEXT NOT NULL,
-    side        TEXT NOT NULL,
-    kind        TEXT NOT NULL,
-    status      TEXT NOT NULL,
-    qty         {num} NOT NULL,
-    filled_qty  {num} NOT NULL,
-    limit_price {num},
-    stop_price  {num},
-    reason      TEXT NOT NULL,
-    fill_id     TEXT,
-    cause       TEXT NOT NULL,
-    ts          BIGINT NOT NULL,
-    UNIQUE (order_id, event_no)
-);
-CREATE INDEX IF NOT EXISTS order_events_cause ON order_events (cause);
-CREATE TABLE IF NOT EXISTS fills (
-    seq       {serial},
-    fill_id   TEXT NOT NULL UNIQUE,
-    order_id  TEXT NOT NULL REFERENCES orders(order_id),
-    symbol    TEXT NOT NULL,
-    side      TEXT NOT NULL,
-    qty       {num} NOT NULL,
-    price     {num} NOT NULL,
-    fee       {num} NOT NULL,
-    liquidity TEXT NOT NULL,
-    ts        BIGINT NOT NULL
-);
-CREATE TABLE IF NOT EXISTS bar_marks (
-    symbol   TEXT PRIMARY KEY,
-    start    BIGINT NOT NULL,
-    variance DOUBLE PRECISION NOT NULL,
-    close    {num} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS gate_state (
-    id    INTEGER PRIMARY KEY,
-    state {blob} NOT NULL
-);
-CREATE TABLE IF NOT EXISTS risk_events (
-    seq    {serial},
-    ts     BIGINT NOT NULL,
-    kind   TEXT NOT NULL,
-    state  TEXT NOT NULL,
-    reason TEXT NOT NULL
-);
-"""
-_DIALECT = {
-    "sqlite": {"num": "TEXT", "serial": "INTEGER PRIMARY KEY AUTOINCREMENT", "blob": "BLOB"},
-    "postgres": {"num": "NUMERIC", "serial": "BIGSERIAL PRIMARY KEY", "blob": "BYTEA"},
-}
-_ORDER_COLS = (
-    "order_id, strategy, symbol, side, order_type, tif, qty, limit_price, stop_price, ref_price, score, "
-    "ts_event, ts_consumed, ts_accepted, status, filled_qty, reason"
-)
-_EVENT_COLS = (
-    "order_id, event_no, symbol, side, kind, status, qty, filled_qty, limit_price, stop_price, reason, fill_id, "
-    "cause, ts"
-)
-_FILL_COLS = "fill_id, order_id, symbol, side, qty, price, fee, ts, liquidity"
-
-
-def _dec(v: Any) -> Decimal:
-    return v if isinstance(v, Decimal) else Decimal(str(v))
-
-
-def _opt(v: Any) -> Decimal | None:
-    return None if v is None else _dec(v)
-
-
-def _num(v: Decimal | None) -> str | None:
-    return None if v is None else str(v)
-
-
-def _fill(r: Sequence[Any]) -> Fill:
-    return Fill(r[0], r[1], r[2], Side(r[3]), _dec(r[4]), _dec(r[5]), _dec(r[6]), int(r[7]), Liquidity(r[8]))
-
-
-def _event(r: Sequence[Any]) -> OrderEvent:
-    return OrderEvent(
-        r[0],
-        int(r[1]),
-        r[2],
-        Side(r[3]),
-        EventKind(r[4]),
-        OrderStatus(r[5]),
-        _dec(r[6]),
-        _dec(r[7]),
-        _opt(r[8]),
-        _opt(r[9]),
-        r[10],
-        r[11],
-        r[12],
-        int(r[13]),
-    )
 
 
 @dataclass(slots=True)
@@ -202,7 +97,7 @@ class Ledger:
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
         with self._tx():
-            for stmt in _TABLES.format(**_DIALECT[self.dialect]).split(";"):
+            for stmt in TABLES.format(**DIALECT[self.dialect]).split(";"):
                 if stmt.strip():
                     self._db.execute(stmt)
 
@@ -244,7 +139,7 @@ class Ledger:
             return
         seq = int(self._rows("SELECT COALESCE(MAX(created_seq), 0) FROM orders")[0][0])
         order_sql = self._q(
-            f"INSERT INTO orders ({_ORDER_COLS}, created_seq) VALUES ({','.join('?' * 18)}) "
+            f"INSERT INTO orders ({ORDER_COLS}, created_seq) VALUES ({','.join('?' * 18)}) "
             "ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, qty = excluded.qty, "
             "limit_price = excluded.limit_price, stop_price = excluded.stop_price, "
             "filled_qty = excluded.filled_qty, reason = excluded.reason"
@@ -264,8 +159,8 @@ class Ledger:
                         i.order_type.value,
                         i.tif.value,
                         str(i.qty),
-                        _num(i.limit_price),
-                        _num(i.stop_price),
+                        num(i.limit_price),
+                        num(i.stop_price),
                         str(i.ref_price),
                         i.score,
                         i.ts_event,
@@ -279,7 +174,7 @@ class Ledger:
                 )
             for f in w.fills:
                 self._db.execute(
-                    self._q(f"INSERT INTO fills ({_FILL_COLS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
+                    self._q(f"INSERT INTO fills ({FILL_COLS}) VALUES (?,?,?,?,?,?,?,?,?) ON CONFLICT DO NOTHING"),
                     [
                         f.fill_id,
                         f.order_id,
@@ -295,7 +190,7 @@ class Ledger:
             for e in w.events:
                 self._db.execute(
                     self._q(
-                        f"INSERT INTO order_events ({_EVENT_COLS}) VALUES ({','.join('?' * 14)}) ON CONFLICT DO NOTHING"
+                        f"INSERT INTO order_events ({EVENT_COLS}) VALUES ({','.join('?' * 14)}) ON CONFLICT DO NOTHING"
                     ),
                     [
                         e.order_id,
@@ -306,8 +201,8 @@ class Ledger:
                         e.status.value,
                         str(e.qty),
                         str(e.filled_qty),
-                        _num(e.limit_price),
-                        _num(e.stop_price),
+                        num(e.limit_price),
+                        num(e.stop_price),
                         e.reason,
                         e.fill_id,
                         e.cause,
@@ -355,58 +250,58 @@ class Ledger:
         rows = self._in("SELECT order_id, symbol, status, reason, side, qty FROM orders WHERE order_id IN ({ids})", ids)
         fills: dict[str, list[Fill]] = {}
         for r in self._in(
-            f"SELECT {_FILL_COLS} FROM fills WHERE order_id IN ({{ids}}) ORDER BY seq", [r[0] for r in rows]
+            f"SELECT {FILL_COLS} FROM fills WHERE order_id IN ({{ids}}) ORDER BY seq", [r[0] for r in rows]
         ):
-            f = _fill(r)
+            f = fill_row(r)
             fills.setdefault(f.order_id, []).append(f)
         return {
-            r[0]: OrderReport(r[0], r[1], OrderStatus(r[2]), tuple(fills.get(r[0], ())), r[3], Side(r[4]), _dec(r[5]))
+            r[0]: OrderReport(r[0], r[1], OrderStatus(r[2]), tuple(fills.get(r[0], ())), r[3], Side(r[4]), dec(r[5]))
             for r in rows
         }
 
     def events(self, order_id: str | None = None) -> list[OrderEvent]:
         """All events (or one order's), in the order they were recorded."""
         where, args = ("WHERE order_id = ?", [order_id]) if order_id else ("", [])
-        return [_event(r) for r in self._rows(f"SELECT {_EVENT_COLS} FROM order_events {where} ORDER BY seq", args)]
+        return [event_row(r) for r in self._rows(f"SELECT {EVENT_COLS} FROM order_events {where} ORDER BY seq", args)]
 
     def events_by_cause(self, causes: Sequence[str]) -> list[OrderEvent]:
         """The events caused by any of ``causes``, in recorded order."""
-        rows = self._in(f"SELECT {_EVENT_COLS}, seq FROM order_events WHERE cause IN ({{ids}})", list(causes))
-        return [_event(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
+        rows = self._in(f"SELECT {EVENT_COLS}, seq FROM order_events WHERE cause IN ({{ids}})", list(causes))
+        return [event_row(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
 
     def intake_events(self, order_ids: Sequence[str]) -> list[OrderEvent]:
         """The NEW/ACCEPTED/REJECTED events of ``order_ids``."""
         rows = self._in(
-            f"SELECT {_EVENT_COLS}, seq FROM order_events WHERE cause = 'intake' AND order_id IN ({{ids}})",
+            f"SELECT {EVENT_COLS}, seq FROM order_events WHERE cause = 'intake' AND order_id IN ({{ids}})",
             list(order_ids),
         )
-        return [_event(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
+        return [event_row(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
 
     def fills(self, fill_ids: Sequence[str] | None = None) -> list[Fill]:
         """All fills (or those of ``fill_ids``) in booking order."""
         if fill_ids is None:
-            return [_fill(r) for r in self._rows(f"SELECT {_FILL_COLS} FROM fills ORDER BY seq")]
-        rows = self._in(f"SELECT {_FILL_COLS}, seq FROM fills WHERE fill_id IN ({{ids}})", list(fill_ids))
-        return [_fill(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
+            return [fill_row(r) for r in self._rows(f"SELECT {FILL_COLS} FROM fills ORDER BY seq")]
+        rows = self._in(f"SELECT {FILL_COLS}, seq FROM fills WHERE fill_id IN ({{ids}})", list(fill_ids))
+        return [fill_row(r) for r in sorted(rows, key=lambda r: int(r[-1]))]
 
     def last_fills(self) -> list[Fill]:
         """The most recent fill of each symbol."""
         rows = self._rows(
-            f"SELECT {_FILL_COLS} FROM fills WHERE seq IN (SELECT MAX(seq) FROM fills GROUP BY symbol) ORDER BY symbol"
+            f"SELECT {FILL_COLS} FROM fills WHERE seq IN (SELECT MAX(seq) FROM fills GROUP BY symbol) ORDER BY symbol"
         )
-        return [_fill(r) for r in rows]
+        return [fill_row(r) for r in rows]
 
     def working_orders(self) -> list[Order]:
         """Orders still working, rebuilt with their events and fills (for a restarted Execution)."""
         rows = self._rows(
-            f"SELECT {_ORDER_COLS} FROM orders WHERE status IN (?, ?) ORDER BY created_seq",
+            f"SELECT {ORDER_COLS} FROM orders WHERE status IN (?, ?) ORDER BY created_seq",
             ["ACCEPTED", "PARTIALLY_FILLED"],
         )
         out: list[Order] = []
         for r in rows:
             intent = OrderIntent(
-                r[0], r[1], r[2], Side(r[3]), _dec(r[6]), _dec(r[9]), int(r[11]), int(r[12]), float(r[10]),
-                OrderType(r[4]), TimeInForce(r[5]), _opt(r[7]), _opt(r[8]),
+                r[0], r[1], r[2], Side(r[3]), dec(r[6]), dec(r[9]), int(r[11]), int(r[12]), float(r[10]),
+                OrderType(r[4]), TimeInForce(r[5]), opt(r[7]), opt(r[8]),
             )  # fmt: skip
             events = self.events(r[0])
             fill_ids = [e.fill_id for e in events if e.fill_id]
@@ -418,23 +313,23 @@ class Ledger:
     def bar_marks(self) -> dict[str, tuple[int, float, Decimal]]:
         """Per symbol: the last bar start the broker processed, its variance state and the bar's close."""
         rows = self._rows("SELECT symbol, start, variance, close FROM bar_marks")
-        return {r[0]: (int(r[1]), float(r[2]), _dec(r[3])) for r in rows}
+        return {r[0]: (int(r[1]), float(r[2]), dec(r[3])) for r in rows}
 
     def recent_orders(self, limit: int, symbol: str | None = None) -> list[dict[str, object]]:
         """The last ``limit`` orders (newest first) with their fills, as JSON-ready dicts."""
         where, args = ("WHERE symbol = ?", [symbol]) if symbol else ("", [])
         rows = self._rows(
-            f"SELECT {_ORDER_COLS} FROM orders {where} ORDER BY created_seq DESC, order_id LIMIT ?", [*args, limit]
+            f"SELECT {ORDER_COLS} FROM orders {where} ORDER BY created_seq DESC, order_id LIMIT ?", [*args, limit]
         )
         reports = self.reports([r[0] for r in rows])
-        keys = [k.strip() for k in _ORDER_COLS.split(",")]
+        keys = [k.strip() for k in ORDER_COLS.split(",")]
         out: list[dict[str, object]] = []
         for r in rows:
             order: dict[str, object] = {
                 k: (str(v) if isinstance(v, Decimal) else v) for k, v in zip(keys, r, strict=True)
             }
             for k in ("qty", "limit_price", "stop_price", "ref_price", "filled_qty"):
-                order[k] = None if order[k] is None else str(_dec(order[k]))
+                order[k] = None if order[k] is None else str(dec(order[k]))
             order["fills"] = [
                 {
                     "fill_id": f.fill_id,
@@ -473,7 +368,7 @@ class Ledger:
     def order_states(self) -> dict[str, tuple[OrderStatus, Decimal]]:
         """Every order's recorded status and filled quantity (for reconciliation)."""
         return {
-            r[0]: (OrderStatus(r[1]), _dec(r[2])) for r in self._rows("SELECT order_id, status, filled_qty FROM orders")
+            r[0]: (OrderStatus(r[1]), dec(r[2])) for r in self._rows("SELECT order_id, status, filled_qty FROM orders")
         }
 
     def close(self) -> None:

@@ -10,8 +10,9 @@ from typing import Any
 import ray
 
 from raytrade.actors.execution import Execution
-from raytrade.actors.market_shard import MarketShard, ShardKafka
+from raytrade.actors.market_shard import MarketShard
 from raytrade.actors.risk_gate import RiskGate
+from raytrade.actors.shard_wiring import ShardKafka
 from raytrade.cluster.config import RunConfig
 from raytrade.domain.shard_engine import ShardModel
 
