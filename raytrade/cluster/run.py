@@ -32,6 +32,7 @@ from raytrade.training.registry import ModelRegistry
 
 __all__ = ["run", "start_fresh_ledger"]
 
+DRAIN_S = 10.0  # at the end: how long the shards may take to trade the feed's last ticks
 PRUNE_EVERY_S = 2.0
 
 
@@ -241,6 +242,7 @@ def run(
             if ready:
                 break  # a shard ended on its own: an error, reported below
         feed.stop.set()
+        _drain(topo, feed)
         summary = _finish(topo, run_refs, feed, started, version, bootstrap, embedded, ledger, ppy)
         if pruner is not None:
             summary["ticks_log"] = pruner.status()
@@ -269,6 +271,20 @@ def run(
     if summary:
         (output_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True))
     return summary
+
+
+def _drain(topo: Topology, feed: Feed) -> None:
+    """At the end of the run, let the shards trade what the stopped feed published last (at most
+    :data:`DRAIN_S`), so the summary accounts for every tick produced."""
+    if feed.external or feed.thread is None:
+        return
+    feed.thread.join(timeout=DRAIN_S)
+    deadline = time.monotonic() + DRAIN_S
+    while time.monotonic() < deadline:
+        stats = ray.get([s.stats.remote() for s in topo.shards])
+        if any(s["error"] for s in stats) or sum(s["consumed"] for s in stats) >= feed.count.sent:
+            return
+        time.sleep(0.1)
 
 
 def _deploy_gateway(cfg: RunConfig) -> str:
