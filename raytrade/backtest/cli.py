@@ -12,10 +12,10 @@ from typing import Any
 from raytrade.backtest.data import DataError, load_market, parse_time
 from raytrade.backtest.outputs import write_outputs
 from raytrade.backtest.runner import Backtest, fresh_output
-from raytrade.cluster.config import ConfigError, RunConfig, load_config
-from raytrade.domain.shard_engine import ShardModel
+from raytrade.cluster.config import ConfigError, load_config
 from raytrade.strategy.base import StrategyFailedError
 from raytrade.strategy.loader import load_strategies
+from raytrade.training.bootstrap import configured_model
 
 
 def add_parser(sub: Any) -> None:
@@ -28,25 +28,6 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--output", help="output folder (default: backtest.output_dir)")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
     b.set_defaults(func=main)
-
-
-def _model(cfg: RunConfig) -> ShardModel | None:
-    m = cfg.model
-    if m is None:
-        return None
-    from raytrade.training.bootstrap import ensure_model
-    from raytrade.training.registry import ModelRegistry
-
-    return ensure_model(
-        ModelRegistry(m.registry),
-        m.version,
-        name=m.name,
-        gate=m.anomaly_gate,
-        seed=cfg.feed.seed,
-        days=m.bootstrap_days,
-        horizon=m.horizon_bars,
-        rounds=m.rounds,
-    )
 
 
 def main(args: argparse.Namespace) -> int:
@@ -72,7 +53,7 @@ def main(args: argparse.Namespace) -> int:
         data = data.as_ticks()
     out_dir = Path(args.output or bt.output_dir)
     ledger = fresh_output(out_dir)
-    engine = Backtest(cfg, _model(cfg), lambda: load_strategies(cfg.strategy_specs()), str(ledger))
+    engine = Backtest(cfg, configured_model(cfg), lambda: load_strategies(cfg.strategy_specs()), str(ledger))
     show = sys.stderr.isatty() if args.progress is None else args.progress
     from tqdm import tqdm
 

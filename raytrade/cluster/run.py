@@ -27,8 +27,7 @@ from raytrade.cluster.topology import Topology, build, state_dir_for
 from raytrade.domain.performance import Calendar, periods_per_year
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.domain.stats import percentile
-from raytrade.training.bootstrap import ensure_model
-from raytrade.training.registry import ModelRegistry
+from raytrade.training.bootstrap import configured_model
 
 __all__ = ["run", "start_fresh_ledger"]
 
@@ -197,18 +196,7 @@ def run(
         if not embedded:
             check_snapshots(state_dir_for(cfg), log_id, bootstrap, cfg.kafka.topic)
         m = cfg.model
-        model = None
-        if m is not None:
-            model = ensure_model(
-                ModelRegistry(m.registry),
-                m.version,
-                name=m.name,
-                gate=m.anomaly_gate,
-                seed=cfg.feed.seed,
-                days=m.bootstrap_days,
-                horizon=m.horizon_bars,
-                rounds=m.rounds,
-            )
+        model = configured_model(cfg)
         version = model.version if model is not None else "none"
         out.write(f"model: {version}\n")
         _init_ray(cfg, stack)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -19,6 +19,10 @@ from raytrade.training.train import base_meta
 
 MODEL_NAME = "xgb_direction"
 GATE_NAME = "anomaly_iforest"
+
+
+if TYPE_CHECKING:
+    from raytrade.cluster.config import RunConfig
 
 
 def _meta(name: str, kind: str, data: Dataset, params: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
@@ -68,3 +72,21 @@ def ensure_model(
             raise RegistryError(f"pinned model version {version!r} requested but the registry is empty")
         train_on_synthetic(registry, seed=seed, days=days, horizon=horizon, rounds=rounds)
     return shard_model(registry, name, version, gate)
+
+
+def configured_model(cfg: RunConfig) -> ShardModel | None:
+    """The model ``cfg.model`` names (trained on synthetic history at first start, as :func:`ensure_model`
+    does), or ``None`` when the config has no model: what ``raytrade run`` and ``raytrade backtest`` score with."""
+    m = cfg.model
+    if m is None:
+        return None
+    return ensure_model(
+        ModelRegistry(m.registry),
+        m.version,
+        name=m.name,
+        gate=m.anomaly_gate,
+        seed=cfg.feed.seed,
+        days=m.bootstrap_days,
+        horizon=m.horizon_bars,
+        rounds=m.rounds,
+    )

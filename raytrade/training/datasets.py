@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from raytrade.domain.bars import Bar
 from raytrade.domain.features_batch import compute_features, feature_matrix_columns
 
 
@@ -42,6 +43,16 @@ class Dataset:
 
     def __len__(self) -> int:
         return len(self.forward_return)
+
+    def bars(self, rows: np.ndarray) -> list[Bar]:
+        """``rows`` (one symbol's, in time order) as bars: what the paper broker trades on."""
+        return [
+            Bar(int(st), float(o), float(h), float(lo), float(c), float(v))
+            for st, o, h, lo, c, v in zip(
+                self.start[rows], self.open[rows], self.high[rows], self.low[rows], self.close[rows],
+                self.volume[rows], strict=True,
+            )
+        ]  # fmt: skip
 
     def windows(self, rows: np.ndarray, length: int) -> np.ndarray:
         """Feature sequences ``(len(rows), length, n_features)`` ending at each row, oldest first.

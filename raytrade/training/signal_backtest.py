@@ -11,7 +11,6 @@ import numpy as np
 
 from raytrade.domain import performance
 from raytrade.domain.bar_simulator import BarSimulator
-from raytrade.domain.bars import Bar
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import ZERO
 from raytrade.domain.paper_broker import FeeSchedule, PaperBrokerConfig
@@ -101,13 +100,7 @@ def simulate(
             continue
         name = data.symbols[int(s)]
         inst = (instruments or {}).get(name) or Instrument(name, FINE, FINE)
-        r = rows[idx]
-        bars = [
-            Bar(int(st), float(o), float(h), float(lo), float(c), float(v))
-            for st, o, h, lo, c, v in zip(
-                data.start[r], data.open[r], data.high[r], data.low[r], data.close[r], data.volume[r], strict=True
-            )
-        ]
+        bars = data.bars(rows[idx])
         sim = BarSimulator(inst, bars, config, Decimal(repr(notional)))
         for k in range(len(idx) - 1):
             before = sim.fills

@@ -22,7 +22,7 @@ from raytrade.domain.instruments import Instrument
 from raytrade.domain.orders import Side, TimeInForce
 from raytrade.strategy import Strategy
 from raytrade.training.datasets import build_dataset
-from raytrade.training.rl.env import bars_of, broker_config
+from raytrade.training.rl.env import broker_config
 from raytrade.training.signal_backtest import Costs, simulate
 
 REPO = Path(__file__).resolve().parents[2]
@@ -85,7 +85,7 @@ def test_signal_backtest_rl_env_and_backtest_engine_fill_alike(tmp_path: Path) -
     pnl, fills = simulate(data, rows, np.array(path, dtype=float), costs.broker(), costs.notional, {"BTCUSDT": BTC})
     # 2. The RL environment's simulator, stepped by hand with the same targets.
     s = {"fee_bps": "2", "half_spread_bps": "0.5", "impact_coef": 1.0, "max_participation": 0.1}
-    sim = BarSimulator(BTC, bars_of(data, rows), broker_config(s), NOTIONAL)
+    sim = BarSimulator(BTC, data.bars(rows), broker_config(s), NOTIONAL)
     rl = [sim.step(u).pnl for u in path[:-1]]
     assert np.allclose(np.asarray(rl) / 10_000.0, pnl[:-1], rtol=0, atol=0) and fills.sum() == sim.fills > 20
     # 3. raytrade backtest's engine (RiskGate steps, Execution, ledger) with the paper broker, no latency.

@@ -11,7 +11,6 @@ import numpy as np
 
 from raytrade.adapters.synthetic_market import SyntheticMarket, ticks_to_bars
 from raytrade.domain.bar_simulator import BarSimulator
-from raytrade.domain.bars import Bar
 from raytrade.domain.features import FEATURE_NAMES
 from raytrade.domain.paper_broker import FeeSchedule, PaperBrokerConfig
 from raytrade.training.datasets import Dataset, build_dataset
@@ -58,22 +57,6 @@ def broker_config(s: dict[str, Any]) -> PaperBrokerConfig:
     )
 
 
-def bars_of(data: Dataset, rows: np.ndarray) -> list[Bar]:
-    """The dataset's rows as bars (one symbol's rows, in time order)."""
-    return [
-        Bar(int(st), float(o), float(h), float(lo), float(c), float(v))
-        for st, o, h, lo, c, v in zip(
-            data.start[rows],
-            data.open[rows],
-            data.high[rows],
-            data.low[rows],
-            data.close[rows],
-            data.volume[rows],
-            strict=True,
-        )
-    ]
-
-
 class TradingEnv(gym.Env[np.ndarray, int]):
     """One episode = ``episode_bars`` bars of one random symbol of the synthetic path."""
 
@@ -100,7 +83,7 @@ class TradingEnv(gym.Env[np.ndarray, int]):
         first = int(self.np_random.integers(0, len(rows) - n + 1))
         self._rows = rows[first : first + n]
         inst = self.instruments[self.data.symbols[sym]]
-        self.sim = BarSimulator(inst, bars_of(self.data, self._rows), self.broker, Decimal(self.s["notional"]))
+        self.sim = BarSimulator(inst, self.data.bars(self._rows), self.broker, Decimal(self.s["notional"]))
         return self.state(self.data.x[self._rows[0]], 0), {}
 
     def step(self, action: int) -> tuple[np.ndarray, float, bool, bool, dict[str, Any]]:
@@ -130,7 +113,7 @@ def run_policy(
     per_symbol = []
     for i, sym in enumerate(data.symbols):
         rows = np.flatnonzero(data.symbol == i)
-        sim = BarSimulator(instruments[sym], bars_of(data, rows), broker_config(s), notional)
+        sim = BarSimulator(instruments[sym], data.bars(rows), broker_config(s), notional)
         rets, units = [], 0
         while not sim.done:
             feats = data.x[rows[sim.t]]
