@@ -331,10 +331,6 @@ class ShardEngine:
             if fill is not None and strategy.id in self._by_id:
                 self._call(strategy, "on_fill", fill)
 
-    def pending(self) -> tuple[list[OrderIntent], list[OrderCommand]]:
-        """Orders and commands the strategies sent from feedback hooks, not yet part of a batch."""
-        return self.outbox.drain()
-
     def discard(self, intents: Iterable[OrderIntent]) -> None:
         """Forget intents that were never sent (a halted shard suppresses them): undo their position effect."""
         for i in intents:

@@ -87,7 +87,7 @@ def test_signal_backtest_rl_env_and_backtest_engine_fill_alike(tmp_path: Path) -
     s = {"fee_bps": "2", "half_spread_bps": "0.5", "impact_coef": 1.0, "max_participation": 0.1}
     sim = BarSimulator(BTC, data.bars(rows), broker_config(s), NOTIONAL)
     rl = [sim.step(u).pnl for u in path[:-1]]
-    assert np.allclose(np.asarray(rl) / 10_000.0, pnl[:-1], rtol=0, atol=0) and fills.sum() == sim.fills > 20
+    assert np.array_equal(np.asarray(rl) / 10_000.0, pnl[:-1]) and fills.sum() == sim.fills > 20
     # 3. raytrade backtest's engine (RiskGate steps, Execution, ledger) with the paper broker, no latency.
     cfg = RunConfig.model_validate(
         {
