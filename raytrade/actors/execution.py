@@ -114,17 +114,20 @@ class ExecutionCore(ExecutionReports):
             time.sleep(self.venue_latency_s)
         write = LedgerWrite(gate_state=gate_state)
         old_causes: list[str] = []
-        known = self.ledger.reports(d.intent.order_id for d in decisions)
+        known = self.ledger.reports(d.intent.order_id for d in decisions) if decisions else {}
         reports: dict[int, OrderReport] = {}
         if self.measure_latency:
             write.wall_ns = time.time_ns()  # ts_accepted, for the latency measurement only
-        applied = {e.cause for e in self.ledger.events_by_cause([f"cmd:{c.command_id}" for c in commands])}
+        applied: set[str] = set()
+        if commands:
+            applied = {e.cause for e in self.ledger.events_by_cause([f"cmd:{c.command_id}" for c in commands])}
         # Bars, new orders and commands in event-time order: a bar that closed by an order's event
         # time comes first, so the outcome never depends on how the caller batched them.
         steps: list[tuple[int, int, int]] = [(b.end, 0, n) for n, (_, b) in enumerate(bars)]
         steps += [(d.intent.ts_event, 1, n) for n, d in enumerate(decisions)]
         steps += [(c.ts_event, 2, n) for n, c in enumerate(commands)]
-        for ts, kind, n in sorted(steps):
+        steps.sort()
+        for ts, kind, n in steps:
             self.event_ns = max(self.event_ns, ts)
             if kind == 0:
                 self._bar(*bars[n], write, old_causes)
@@ -199,7 +202,7 @@ class ExecutionCore(ExecutionReports):
         minute = self.event_ns // BAR_NS
         if minute > self._sampled:  # the equity curve, one point per minute of event time
             self._sampled = minute
-            self.curve.append((minute * BAR_NS, float(equity), float(self._gross(books))))
+            self.curve.append((minute * BAR_NS, float(equity), float(self._gross(books)) if books else 0.0))
         return ExecutionReply(
             reports,
             {s: books.get(s, ZERO) for s in symbols},
@@ -218,6 +221,8 @@ class ExecutionCore(ExecutionReports):
     def working(self) -> dict[str, Decimal]:
         """Signed quantity still working in open orders, per symbol."""
         out: dict[str, Decimal] = {}
+        if not self.broker.orders:
+            return out
         with localcontext(MONEY_CONTEXT):
             for o in self.broker.working():
                 out[o.intent.symbol] = out.get(o.intent.symbol, ZERO) + o.intent.side.sign * o.leaves_qty

@@ -96,6 +96,11 @@ class Ledger:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA foreign_keys=ON")
+        # Inside :meth:`group` (one SQLite transaction, this connection the only writer): the last
+        # event seq, known without a query, and the bar marks, written once at the group's commit.
+        self._grouped = False
+        self._seq: int | None = None
+        self._marks: dict[str, tuple[int, float, Decimal]] = {}
         with self._tx():
             for stmt in TABLES.format(**DIALECT[self.dialect]).split(";"):
                 if stmt.strip():
@@ -115,6 +120,15 @@ class Ledger:
             with self._db.transaction():
                 yield
             return
+        if self._grouped:  # one write inside a group: all of it or none of it
+            self._db.execute("SAVEPOINT write")
+            try:
+                yield
+            except BaseException:
+                self._db.execute("ROLLBACK TO write")
+                raise
+            self._db.execute("RELEASE write")
+            return
         self._db.execute("BEGIN IMMEDIATE")
         try:
             yield
@@ -133,11 +147,49 @@ class Ledger:
 
     # -- writing --------------------------------------------------------------------------
 
+    @contextmanager
+    def group(self) -> Iterator[None]:
+        """Many writes as one SQLite transaction, committed when the block ends (also when it raises:
+        every :meth:`write` completed before is kept whole, a failing one leaves nothing).
+
+        For a backtest, whose ledger is its output rather than a recovery log: no commit, no
+        ``MAX(seq)`` query and no bar-mark upsert per call. Readers on this connection see the
+        writes at once; other connections see them at the commit. PostgreSQL: every write stays
+        its own transaction.
+        """
+        if self.dialect == "postgres" or self._grouped:
+            yield
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        self._grouped, self._seq = True, None
+        try:
+            yield
+        finally:
+            self._grouped = False
+            self._flush_marks()
+            self._db.execute("COMMIT")
+
+    def _flush_marks(self) -> None:
+        for symbol, (start, variance, close) in self._marks.items():
+            self._db.execute(
+                self._q(
+                    "INSERT INTO bar_marks (symbol, start, variance, close) VALUES (?,?,?,?) ON CONFLICT (symbol) "
+                    "DO UPDATE SET start = excluded.start, variance = excluded.variance, close = excluded.close"
+                ),
+                [symbol, start, variance, str(close)],
+            )
+        self._marks.clear()
+
     def write(self, w: LedgerWrite) -> None:
         """Record one call's orders (upsert), events and fills (ignored if present), bar state."""
         if not w:
             return
-        seq = int(self._rows("SELECT COALESCE(MAX(created_seq), 0) FROM orders")[0][0])
+        if self._grouped and not (w.orders or w.events or w.fills or w.gate_state is not None):
+            self._marks.update(w.bars)  # a quiet bar: nothing to write until the group commits
+            return
+        if w.events:
+            self._seq = None  # the next seq() asks the database
+        seq = int(self._rows("SELECT COALESCE(MAX(created_seq), 0) FROM orders")[0][0]) if w.orders else 0
         order_sql = self._q(
             f"INSERT INTO orders ({ORDER_COLS}, created_seq) VALUES ({','.join('?' * 18)}) "
             "ON CONFLICT (order_id) DO UPDATE SET status = excluded.status, qty = excluded.qty, "
@@ -209,14 +261,9 @@ class Ledger:
                         e.ts,
                     ],
                 )
-            for symbol, (start, variance, close) in w.bars.items():
-                self._db.execute(
-                    self._q(
-                        "INSERT INTO bar_marks (symbol, start, variance, close) VALUES (?,?,?,?) ON CONFLICT (symbol) "
-                        "DO UPDATE SET start = excluded.start, variance = excluded.variance, close = excluded.close"
-                    ),
-                    [symbol, start, variance, str(close)],
-                )
+            if not self._grouped:
+                self._marks.update(w.bars)
+                self._flush_marks()
             if w.gate_state is not None:
                 self._db.execute(
                     self._q(
@@ -225,6 +272,8 @@ class Ledger:
                     ),
                     [w.gate_state],
                 )
+        if self._grouped:
+            self._marks.update(w.bars)
 
     def record_risk_event(self, ts: int, kind: str, state: str, reason: str) -> None:
         """Append one RiskGate state transition."""
@@ -242,7 +291,12 @@ class Ledger:
 
     def seq(self) -> int:
         """Grows with every recorded event (survives restarts)."""
-        return int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM order_events")[0][0])
+        if self._seq is not None:
+            return self._seq
+        seq = int(self._rows("SELECT COALESCE(MAX(seq), 0) FROM order_events")[0][0])
+        if self._grouped:
+            self._seq = seq
+        return seq
 
     def reports(self, order_ids: Iterable[str]) -> dict[str, OrderReport]:
         """The current report of each of ``order_ids`` that is in the ledger."""
@@ -312,6 +366,7 @@ class Ledger:
 
     def bar_marks(self) -> dict[str, tuple[int, float, Decimal]]:
         """Per symbol: the last bar start the broker processed, its variance state and the bar's close."""
+        self._flush_marks()
         rows = self._rows("SELECT symbol, start, variance, close FROM bar_marks")
         return {r[0]: (int(r[1]), float(r[2]), dec(r[3])) for r in rows}
 

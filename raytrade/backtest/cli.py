@@ -15,7 +15,6 @@ from raytrade.backtest.runner import Backtest, fresh_output
 from raytrade.cluster.config import ConfigError, load_config
 from raytrade.strategy.base import StrategyFailedError
 from raytrade.strategy.loader import load_strategies
-from raytrade.training.bootstrap import configured_model
 
 
 def add_parser(sub: Any) -> None:
@@ -53,7 +52,12 @@ def main(args: argparse.Namespace) -> int:
         data = data.as_ticks()
     out_dir = Path(args.output or bt.output_dir)
     ledger = fresh_output(out_dir)
-    engine = Backtest(cfg, configured_model(cfg), lambda: load_strategies(cfg.strategy_specs()), str(ledger))
+    model = None
+    if cfg.model is not None:  # the model stack (torch, XGBoost, LightGBM) loads only when one is configured
+        from raytrade.training.bootstrap import configured_model
+
+        model = configured_model(cfg)
+    engine = Backtest(cfg, model, lambda: load_strategies(cfg.strategy_specs()), str(ledger))
     show = sys.stderr.isatty() if args.progress is None else args.progress
     from tqdm import tqdm
 

@@ -153,8 +153,8 @@ class Backtest:
 
     # -- the loop -------------------------------------------------------------------------------
 
-    def _chunks(self, data: MarketData) -> Iterator[tuple[int, list[list[Any]]]]:
-        """(last event time, rows per partition) in time order; a chunk never splits one timestamp."""
+    def _chunks(self, data: MarketData) -> Iterator[list[list[Any]]]:
+        """Rows per partition, in time order, ``batch_size`` events at a time (a chunk never splits a timestamp)."""
         frame = data.frame
         part = frame["symbol"].replace_strict(self.part_of, return_dtype=pl.Int64)
         frame = frame.with_columns(part.alias("partition"))
@@ -165,13 +165,13 @@ class Backtest:
             cols = ["ts", "partition", "offset", "symbol", "open", "high", "low", "close", "volume", "span"]
         else:
             cols = ["ts", "partition", "offset", "symbol", "price", "size"]
-        size = 1 if bars else self.cfg.backtest.batch_size
+        size = self.cfg.backtest.batch_size
         rows: list[list[Any]] = [[] for _ in range(self.partitions)]
         n, current = 0, None
         for row in frame.select(cols).iter_rows():
             ts, p, off, sym = row[0], row[1], row[2], row[3]
-            if current is not None and ts != current and n >= size:
-                yield current, rows
+            if ts != current and n >= size:
+                yield rows
                 rows, n = [[] for _ in range(self.partitions)], 0
             current = ts
             if bars:
@@ -180,40 +180,14 @@ class Backtest:
             else:
                 rows[p].append((p, off, sym.encode(), encode_tick(Tick(sym, row[4], row[5], ts))))
             n += 1
-        if current is not None and n:
-            yield current, rows
+        if n:
+            yield rows
 
     def run(self, data: MarketData, progress: Callable[[int], None] | None = None) -> BacktestRun:
         """Feed every event; the ledger is complete up to the last whole group (see the module docstring)."""
         t0 = time.perf_counter()
-        for e in self.engines:
-            e.start()
-        events = bars = 0
-        last_minute = -1
-        for ts, per_partition in self._chunks(data):
-            prepared = []
-            for p, (engine, rows) in enumerate(zip(self.engines, per_partition, strict=True)):
-                if rows:
-                    ready = engine.prepare_bars(rows) if data.kind == "bars" else engine.prepare(rows, 0)
-                    prepared.append([(g.key, p, g) for g in ready.groups])
-            # Every partition's groups in event-time order: the order the gate takes them live.
-            for key, p, group in heapq.merge(*prepared, key=lambda t: t[0]):
-                bars += len(group.closed)
-                self._submit(p, group)
-                minute = key[0] // BAR_NS
-                if data.kind == "ticks" and minute > last_minute:  # the curve: one point per minute of ticks
-                    last_minute = minute
-                    self._sample(minute * BAR_NS)
-            for engine in self.engines:
-                self.disabled.update(engine.disabled)
-            count = sum(len(r) for r in per_partition)
-            events += count
-            if data.kind == "bars":
-                self._sample(ts + per_partition_span(per_partition))
-            if progress is not None:
-                progress(count)
-        for e in self.engines:
-            e.stop()
+        with self.core.ledger.group():  # one transaction: the ledger is the run's output, not a recovery log
+            events, bars = self._loop(data, progress)
         return BacktestRun(
             self.core,
             self.gate,
@@ -225,13 +199,49 @@ class Backtest:
             dict(self.disabled),
         )
 
+    def _loop(self, data: MarketData, progress: Callable[[int], None] | None) -> tuple[int, int]:
+        """Each chunk: every engine prepares its rows (bars, features, one model call), then every
+        group goes through the gate and Execution in event-time order; the curve gets a point per
+        timestamp of bars (at the bars' close), per minute of ticks."""
+        for e in self.engines:
+            e.start()
+        events = bars = 0
+        on_bars = data.kind == "bars"
+        last = -1  # the last bar close time (bars) or minute (ticks) sampled
+        for per_partition in self._chunks(data):
+            prepared = []
+            for p, (engine, rows) in enumerate(zip(self.engines, per_partition, strict=True)):
+                if rows:
+                    ready = engine.prepare_bars(rows) if on_bars else engine.prepare(rows, 0)
+                    prepared.append([(g.key, p, g) for g in ready.groups])
+            # Every partition's groups in event-time order: the order the gate takes them live.
+            for key, p, group in heapq.merge(*prepared, key=_first):
+                if on_bars:
+                    if key[0] != last and last >= 0:
+                        self._sample(last)  # every group of the previous close time is through
+                    last = key[0]
+                else:
+                    minute = key[0] // BAR_NS
+                    if minute > last:  # the curve: one point per minute of ticks
+                        last = minute
+                        self._sample(minute * BAR_NS)
+                bars += len(group.closed)
+                self._submit(p, group)
+            for engine in self.engines:
+                self.disabled.update(engine.disabled)
+            count = sum(len(r) for r in per_partition)
+            events += count
+            if progress is not None:
+                progress(count)
+        if on_bars and last >= 0:
+            self._sample(last)
+        for e in self.engines:
+            e.stop()
+        return events, bars
 
-def per_partition_span(per_partition: list[list[Any]]) -> int:
-    """The span of the first bar of a timestamp's rows (its close = start + span)."""
-    for rows in per_partition:
-        if rows:
-            return int(rows[0][3].span)
-    return 0
+
+def _first(item: tuple[Any, ...]) -> Any:
+    return item[0]
 
 
 def fresh_output(out_dir: Path) -> Path:

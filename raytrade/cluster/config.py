@@ -235,7 +235,7 @@ class BacktestSection(_Strict):
         "auto", description="Annualisation of the report; auto = equity if every instrument is, else 24/7"
     )
     output_dir: str = Field("runs/backtest", description="Ledger, summary.json, trades, report.html and plots")
-    batch_size: int = Field(4000, ge=1, description="Ticks per batch (tick data)")
+    batch_size: int = Field(4000, ge=1, description="Events (bars or ticks) an engine prepares at a time")
 
 
 class RunConfig(_Strict):

@@ -54,7 +54,10 @@ class GateCore:
 
     def begin(self, intents: list[OrderIntent], bars: Sequence[tuple[str, Bar]]) -> GateCall:
         """Advance the clock, fold in the bars (marks, returns, ATR stops); the intents to decide."""
-        self.event_ns = max([self.event_ns, *(b.end for _, b in bars), *(i.ts_event for i in intents)])
+        for _, b in bars:
+            self.event_ns = max(self.event_ns, b.end)
+        for i in intents:
+            self.event_ns = max(self.event_ns, i.ts_event)
         stop_exits: list[OrderIntent] = []
         for symbol, bar in bars:
             inst = self.instruments.get(symbol)

@@ -18,8 +18,7 @@ def decimal_from_float(value: float, increment: Decimal) -> Decimal:
     """
     if not math.isfinite(value):
         raise ValueError(f"expected a finite number, found {value!r}")
-    with localcontext(MONEY_CONTEXT):
-        return Decimal(repr(value)).quantize(increment, rounding=ROUND_HALF_EVEN)
+    return Decimal(repr(value)).quantize(increment, ROUND_HALF_EVEN, MONEY_CONTEXT)
 
 
 def floor_to(value: Decimal, increment: Decimal) -> Decimal:

@@ -31,6 +31,7 @@ class Portfolio:
     realized: Decimal = ZERO
     fees: Decimal = ZERO
     lots: dict[str, deque[Lot]] = field(default_factory=dict)
+    held: dict[str, Decimal] = field(default_factory=dict)  # per symbol: the sum of its lots, kept by apply()
 
     def __post_init__(self) -> None:
         if self.cash == ZERO:
@@ -38,13 +39,11 @@ class Portfolio:
 
     def position(self, symbol: str) -> Decimal:
         """Signed position in ``symbol``."""
-        with localcontext(MONEY_CONTEXT):
-            return sum((lot.qty for lot in self.lots.get(symbol, ())), ZERO)
+        return self.held.get(symbol, ZERO)
 
     def positions(self) -> dict[str, Decimal]:
         """All non-zero positions."""
-        out = {s: self.position(s) for s in self.lots}
-        return {s: q for s, q in out.items() if q != ZERO}
+        return {s: q for s, q in self.held.items() if q != ZERO}
 
     def apply(self, fill: Fill) -> None:
         """Book a fill: move cash, pay the fee, close lots FIFO, open the remainder."""
@@ -65,6 +64,7 @@ class Portfolio:
                     lots.popleft()
             if remaining != ZERO:
                 lots.append(Lot(remaining, fill.price))
+            self.held[fill.symbol] = self.held.get(fill.symbol, ZERO) + signed
 
     def unrealized(self, marks: Mapping[str, Decimal]) -> Decimal:
         """Open-lot P&L at ``marks`` (symbols without a mark use their entry price)."""
@@ -76,12 +76,17 @@ class Portfolio:
             return total
 
     def equity(self, marks: Mapping[str, Decimal]) -> Decimal:
-        """Cash plus positions valued at ``marks``."""
+        """Cash plus positions valued at ``marks`` (a symbol without a mark: its lots at their entry prices)."""
+        if not self.held:
+            return self.cash
         with localcontext(MONEY_CONTEXT):
             value = ZERO
-            for symbol, lots in self.lots.items():
-                for lot in lots:
-                    value += lot.qty * marks.get(symbol, lot.price)
+            for symbol, qty in self.held.items():
+                mark = marks.get(symbol)
+                if mark is not None:
+                    value += qty * mark
+                else:
+                    value += sum((lot.qty * lot.price for lot in self.lots[symbol]), ZERO)
             return self.cash + value
 
     @classmethod

@@ -271,7 +271,7 @@ class RiskRules:
 
     def _breakers(self, ts: int) -> list[RiskEvent]:
         lim, eq = self.limits, self.equity
-        if eq is None:
+        if eq is None or lim.drawdown_reduce is lim.drawdown_halt is lim.intraday_reduce is lim.intraday_halt is None:
             return []
         out: list[RiskEvent] = []
         with localcontext(MONEY_CONTEXT):

@@ -138,6 +138,8 @@ class ShardEngine:
             raise ValueError(f"strategies {needy} need a model score, and no model is configured")
         self.strategies = list(strategies)
         self.model = model
+        # Features cost a fifth of a bar's time: computed only for a model or a strategy that reads them.
+        self.with_features = model is not None or any(s.uses_features for s in strategies)
         self.validator = TickValidator(set(self.instruments))
         self.bars: dict[str, BarBuilder] = {s: BarBuilder() for s in self.instruments}
         self.features: dict[str, FeatureState] = {s: FeatureState() for s in self.instruments}
@@ -274,7 +276,7 @@ class ShardEngine:
         return out
 
     def _close(self, symbol: str, bar: Bar, ref: EventRef, partition: int, offset: int) -> _Closed:
-        f = self.features[symbol].update(bar)
+        f = self.features[symbol].update(bar) if self.with_features else None
         window = None
         if f is not None and self.model is not None:
             hist = self.history[symbol]

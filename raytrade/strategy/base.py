@@ -159,11 +159,14 @@ class Strategy:
 
     ``Params`` is the pydantic model of the ``params`` mapping in the config (validated at
     start; unknown keys rejected). ``requires_model``: the strategy needs a model score
-    (the engine refuses to start without a configured model).
+    (the engine refuses to start without a configured model). ``uses_features = False``: the
+    strategy never reads ``features`` (it gets ``None``); when no strategy reads them and no
+    model scores, the engine does not compute them at all.
     """
 
     Params: ClassVar[type[StrategyParams]] = NoParams
     requires_model: ClassVar[bool] = False
+    uses_features: ClassVar[bool] = True
 
     def __init__(self, strategy_id: str, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
         self.id = strategy_id

@@ -31,6 +31,7 @@ class BuyAndHold(Strategy):
     """Buy ``qty`` (or ``notional`` worth at the close) of each symbol on its first bar; never sell."""
 
     Params = BuyAndHoldParams
+    uses_features = False
 
     def __init__(self, strategy_id: str, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
         super().__init__(strategy_id, params)

@@ -7,6 +7,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from pydantic import Field, model_validator
@@ -55,6 +56,7 @@ class SmaCross(Strategy):
     """
 
     Params = SmaCrossParams
+    uses_features = False
 
     def __init__(self, strategy_id: str, params: StrategyParams | Mapping[str, Any] | None = None) -> None:
         super().__init__(strategy_id, params)
@@ -72,7 +74,7 @@ class SmaCross(Strategy):
         if len(closes) < p.slow:
             return
         slow = math.fsum(closes) / p.slow
-        fast = math.fsum(list(closes)[-p.fast :]) / p.fast
+        fast = math.fsum(islice(closes, p.slow - p.fast, None)) / p.fast
         rel = relation(fast, slow, p.tie_tolerance)
         if rel == 0:
             return
