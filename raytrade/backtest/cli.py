@@ -1,4 +1,6 @@
-"""``raytrade backtest --config configs/backtest.yaml [--data PATH] [--start T --end T] [--output DIR]``."""
+"""``raytrade backtest --config configs/backtest.yaml [--data PATH] [--start T --end T] [--output DIR]``,
+``raytrade backtest --sweep configs/sweep.yaml [--address ADDR]`` and
+``raytrade backtest --walk-forward --config configs/walkforward.yaml [--address ADDR]``."""
 
 from __future__ import annotations
 
@@ -9,12 +11,10 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from raytrade.backtest.data import DataError, load_market, parse_time
-from raytrade.backtest.outputs import write_outputs
-from raytrade.backtest.runner import Backtest, fresh_output
-from raytrade.cluster.config import ConfigError, load_config
+from raytrade.backtest.data import DataError
+from raytrade.backtest.session import HEADLINE, configured, load_data, run_backtest
+from raytrade.cluster.config import load_config
 from raytrade.strategy.base import StrategyFailedError
-from raytrade.strategy.loader import load_strategies
 
 
 def add_parser(sub: Any) -> None:
@@ -24,59 +24,62 @@ def add_parser(sub: Any) -> None:
     b.add_argument("--data", help="CSV/Parquet file or folder of bars or ticks (default: backtest.data)")
     b.add_argument("--start", help="ISO date/time, inclusive (default: backtest.start, else the data's start)")
     b.add_argument("--end", help="ISO date/time, exclusive (default: backtest.end, else the data's end)")
-    b.add_argument("--output", help="output folder (default: backtest.output_dir)")
+    b.add_argument("--output", help="output folder (default: backtest.output_dir, sweep/walk_forward output_dir)")
     b.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None, help="progress bar")
+    b.add_argument("--sweep", metavar="SWEEP_YAML", help="a grid or random search over params, symbols and dates")
+    b.add_argument(
+        "--walk-forward",
+        action="store_true",
+        help="per fold: train the configured model on the window before it, register it, backtest the block",
+    )
+    b.add_argument("--address", help="Ray cluster for --sweep/--walk-forward (default: a local one)")
     b.set_defaults(func=main)
 
 
 def main(args: argparse.Namespace) -> int:
-    """Run one backtest; print the headline summary as JSON. Exit 2 on bad input or a raising strategy."""
+    """Run one backtest, a sweep or a walk-forward; print the headline as JSON. Exit 2 on bad input."""
+    if args.sweep and args.walk_forward:
+        print("raytrade backtest: give --sweep or --walk-forward, not both", file=sys.stderr)
+        return 2
+    if args.sweep:
+        from raytrade.backtest.sweep_cli import sweep_main
+
+        return sweep_main(args)
+    if args.walk_forward:
+        from raytrade.backtest.walk_forward_cli import walk_forward_main
+
+        return walk_forward_main(args)
+    return single(args)
+
+
+def single(args: argparse.Namespace) -> int:
+    """One backtest in this process."""
     cfg = load_config(args.config)
-    bt = cfg.backtest
-    path = args.data or bt.data
-    if not path:
-        raise ConfigError("no market data: pass --data PATH or set backtest.data")
     try:
-        start = args.start or bt.start
-        end = args.end or bt.end
-        data = load_market(
-            path,
-            [i.symbol for i in cfg.instruments],
-            parse_time(start, "start") if start else None,
-            parse_time(end, "end") if end else None,
-        )
+        path, data = load_data(cfg, args.data, args.start, args.end)
     except DataError as exc:
         print(f"raytrade backtest: {exc}", file=sys.stderr)
         return 2
-    if bt.bars_as_ticks:
-        data = data.as_ticks()
-    out_dir = Path(args.output or bt.output_dir)
-    ledger = fresh_output(out_dir)
-    model = None
-    if cfg.model is not None:  # the model stack (torch, XGBoost, LightGBM) loads only when one is configured
-        from raytrade.training.bootstrap import configured_model
-
-        model = configured_model(cfg)
-    engine = Backtest(cfg, model, lambda: load_strategies(cfg.strategy_specs()), str(ledger))
+    out_dir = Path(args.output or cfg.backtest.output_dir)
+    model = configured(cfg)
     show = sys.stderr.isatty() if args.progress is None else args.progress
     from tqdm import tqdm
 
+    info = {"data": str(path), "files": list(data.files), "symbols": data.symbols, "config": str(args.config)}
     with tqdm(total=data.frame.height, unit="ev", unit_scale=True, disable=not show, file=sys.stderr) as bar:
         try:
-            run = engine.run(data, bar.update)
+            summary, _ = run_backtest(cfg, data, out_dir, info, model, bar.update)
         except StrategyFailedError as exc:
             bar.close()
             cause = exc.__cause__
             if cause is not None:
                 traceback.print_exception(cause, file=sys.stderr)
             print(
-                f"raytrade backtest: {exc}; stopped. The ledger ({ledger}) holds every event before it.",
+                f"raytrade backtest: {exc}; stopped. The ledger ({out_dir / 'ledger.db'}) holds every event before it.",
                 file=sys.stderr,
             )
             return 2
-    info = {"data": str(path), "files": list(data.files), "symbols": data.symbols, "config": str(args.config)}
-    summary = write_outputs(cfg, run, data, out_dir, info)
-    headline = {k: summary[k] for k in ("orders", "fills", "net_pnl", "equity", "wall_s", "events_per_s")}
+    headline = {k: summary[k] for k in HEADLINE}
     headline["metrics"] = summary["metrics"]
     headline["output_dir"] = str(out_dir)
     print(json.dumps(headline, indent=2, sort_keys=True))

@@ -190,12 +190,20 @@ def load_market(
     symbols: Iterable[str],
     start_ns: int | None = None,
     end_ns: int | None = None,
+    subset: Iterable[str] | None = None,
 ) -> MarketData:
-    """Read, check and merge every file under ``path``; keep ``[start_ns, end_ns)`` (bar start / tick time)."""
+    """Read, check and merge every file under ``path``; keep ``[start_ns, end_ns)`` (bar start / tick time).
+
+    ``subset``: keep only these of ``symbols`` (a sweep run's universe): a file named for another
+    symbol is not even read, rows of other known symbols are dropped.
+    """
     known = set(symbols)
+    keep = known if subset is None else set(subset)
     parts: list[pl.DataFrame] = []
     kinds: set[str] = set()
     files = _files(Path(path))
+    if subset is not None:
+        files = [f for f in files if f.stem.split("_")[0] in keep or f.stem.split("_")[0] not in known]
     for file in files:
         df = _read(file)
         if "symbol" not in df.columns:
@@ -214,9 +222,14 @@ def load_market(
         unknown = sorted(set(part["symbol"].unique().to_list()) - known)
         if unknown:
             raise DataError(f"{file}: symbols {unknown} are not in the config's instruments (known: {sorted(known)})")
-        parts.append(part)
+        if keep != known:
+            part = part.filter(pl.col("symbol").is_in(sorted(keep)))
+        if part.height:
+            parts.append(part)
     if len(kinds) > 1:
         raise DataError(f"{path}: mixes bar files and tick files; give one kind")
+    if not parts:
+        raise DataError(f"{path}: no rows of {sorted(keep)}")
     kind = kinds.pop()
     frame = pl.concat(parts)
     dup = frame.select(pl.struct("symbol", "ts").is_duplicated()).to_series() if kind == "bars" else None

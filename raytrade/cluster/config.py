@@ -219,6 +219,28 @@ class ServeSection(_Strict):
     port: int = Field(8000, ge=1024, le=65535, description="HTTP port")
 
 
+class WalkForwardSection(_Strict):
+    """``raytrade backtest --walk-forward``: per fold, train the model on the bars before a test block
+    (purged), register it as a walk-forward artifact, and backtest the block with it."""
+
+    folds: int = Field(3, ge=1, description="Consecutive out-of-sample test blocks")
+    min_train_fraction: float = Field(
+        0.4, gt=0, lt=1, description="The first fraction of the data's bar times is training only"
+    )
+    window: Literal["expanding", "rolling"] = Field(
+        "expanding", description="expanding: train on everything before the block; rolling: the last train_bars"
+    )
+    train_bars: int | None = Field(None, ge=100, description="Bar times in a rolling window (default: the first)")
+    purge_bars: int | None = Field(
+        None, ge=0, description="Bar times left out between training and test (default: model.horizon_bars)"
+    )
+    seed: int = Field(7, description="Training seed (every fold)")
+    output_dir: str = Field("runs/walk_forward", description="report.html, folds.csv, folds/<k>/ per fold")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs a fold reserves (its Ray task's num_cpus)")
+    max_concurrent: int | None = Field(None, ge=1, description="Folds in flight at once (default: as CPUs fit)")
+    local_cpus: int | None = Field(None, ge=1, description="CPUs of the local Ray started when no --address")
+
+
 class BacktestSection(_Strict):
     """``raytrade backtest``: the same strategies, risk rules, paper broker and ledger, over history."""
 
@@ -236,6 +258,7 @@ class BacktestSection(_Strict):
     )
     output_dir: str = Field("runs/backtest", description="Ledger, summary.json, trades, report.html and plots")
     batch_size: int = Field(4000, ge=1, description="Events (bars or ticks) an engine prepares at a time")
+    walk_forward: WalkForwardSection = WalkForwardSection()
 
 
 class RunConfig(_Strict):
@@ -334,6 +357,11 @@ def _set_nested(d: dict[str, Any], path: list[str], value: str) -> None:
 
 def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> RunConfig:
     """Load YAML (or defaults), apply ``RAYTRADE__A__B`` environment overrides, validate."""
+    return config_from_dict(raw_config(path, env), path)
+
+
+def raw_config(path: str | Path | None, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """The YAML mapping (or ``{}``) with the ``RAYTRADE__A__B`` environment overrides applied, not validated."""
     raw: dict[str, Any] = {}
     if path is not None:
         text = Path(path).read_text()
@@ -344,6 +372,11 @@ def load_config(path: str | Path | None, env: dict[str, str] | None = None) -> R
     for name, value in sorted((env if env is not None else dict(os.environ)).items()):
         if name.startswith(ENV_PREFIX):
             _set_nested(raw, name[len(ENV_PREFIX) :].lower().split("__"), value)
+    return raw
+
+
+def config_from_dict(raw: dict[str, Any], path: str | Path | None = None) -> RunConfig:
+    """Validate a raw config mapping (``path`` names it in errors): one problem, one line."""
     if "strategy" in raw:
         raise ConfigError(
             f"invalid config {path or '(defaults)'}: the 'strategy' section is now 'strategies', a list of "

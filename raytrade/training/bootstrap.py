@@ -25,16 +25,37 @@ if TYPE_CHECKING:
     from raytrade.cluster.config import RunConfig
 
 
-def _meta(name: str, kind: str, data: Dataset, params: dict[str, Any], metrics: dict[str, float]) -> dict[str, Any]:
-    fields = base_meta(params, data, "synthetic")
-    fields["extra"]["trained_by"] = "bootstrap"
+def _meta(
+    name: str,
+    kind: str,
+    data: Dataset,
+    params: dict[str, Any],
+    metrics: dict[str, float],
+    source: str,
+    extra: dict[str, Any],
+) -> dict[str, Any]:
+    fields = base_meta(params, data, source)
+    fields["extra"].update(extra)
     return {**fields, "name": name, "kind": kind, "params": params, "metrics": metrics}
 
 
-def train_on_synthetic(registry: ModelRegistry, *, seed: int, days: float, horizon: int, rounds: int) -> ModelMeta:
-    """Simulate ``days`` of history; train, validate (purged holdout) and register the default model and gate."""
-    market = SyntheticMarket(seed=seed + 1_000)  # a different path from the one traded
-    data = build_dataset(ticks_to_bars(market.ticks_frame(int(days * 86_400))), horizon)
+def train_default(
+    registry: ModelRegistry,
+    data: Dataset,
+    *,
+    seed: int,
+    rounds: int,
+    name: str = MODEL_NAME,
+    gate: str | None = GATE_NAME,
+    source: str = "synthetic",
+    extra: dict[str, Any] | None = None,
+    approve: bool = True,
+    params: dict[str, Any] | None = None,
+) -> tuple[ModelMeta, ModelMeta | None]:
+    """Train, validate (the last 20% of ``data``'s bar times, purged by its horizon) and register the
+    default model (XGBoost direction) and, when ``gate`` names one, its IsolationForest anomaly gate."""
+    extra = {"trained_by": "bootstrap", **(extra or {})}
+    horizon = data.horizon
     rows = np.arange(len(data))
     fit, valid = holdout(rows, data.start, 0.2, horizon)
     model = XgbModel({"rounds": rounds}, seed)
@@ -42,16 +63,29 @@ def train_on_synthetic(registry: ModelRegistry, *, seed: int, days: float, horiz
     p = model.predict(data, valid)
     fwd = data.forward_return[valid]
     metrics = {"valid_ic": information_coefficient(p, fwd), "valid_hit_rate": hit_rate(p, fwd), "rows": float(len(fit))}
-    params = {**model.params, "horizon": horizon, "seed": seed, "days": days}
-    meta = registry.register(_meta(MODEL_NAME, model.kind, data, params, metrics), model.to_bytes(), approve=True)
-    gate = AnomalyDetector(seed=seed)
-    gate.fit(data.x[fit])
-    blocked = float(gate.flags(data.x[valid]).mean())
-    gparams = {**gate.params, "seed": seed, "days": days}
-    registry.register(
-        _meta(GATE_NAME, gate.kind, data, gparams, {"valid_blocked": blocked}), gate.to_bytes(), approve=True
+    mparams = {**model.params, "horizon": horizon, "seed": seed, **(params or {})}
+    meta = registry.register(
+        _meta(name, model.kind, data, mparams, metrics, source, extra), model.to_bytes(), approve=approve
     )
-    return meta
+    if gate is None:
+        return meta, None
+    detector = AnomalyDetector(seed=seed)
+    detector.fit(data.x[fit])
+    blocked = float(detector.flags(data.x[valid]).mean())
+    gparams = {**detector.params, "seed": seed, **(params or {})}
+    gmeta = registry.register(
+        _meta(gate, detector.kind, data, gparams, {"valid_blocked": blocked}, source, extra),
+        detector.to_bytes(),
+        approve=approve,
+    )
+    return meta, gmeta
+
+
+def train_on_synthetic(registry: ModelRegistry, *, seed: int, days: float, horizon: int, rounds: int) -> ModelMeta:
+    """Simulate ``days`` of history; train, validate (purged holdout) and register the default model and gate."""
+    market = SyntheticMarket(seed=seed + 1_000)  # a different path from the one traded
+    data = build_dataset(ticks_to_bars(market.ticks_frame(int(days * 86_400))), horizon)
+    return train_default(registry, data, seed=seed, rounds=rounds, params={"days": days})[0]
 
 
 def ensure_model(
