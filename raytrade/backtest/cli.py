@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -55,6 +56,7 @@ def main(args: argparse.Namespace) -> int:
 def single(args: argparse.Namespace) -> int:
     """One backtest in this process."""
     cfg = load_config(args.config)
+    t0 = time.perf_counter()
     try:
         path, data = load_data(cfg, args.data, args.start, args.end)
     except DataError as exc:
@@ -65,7 +67,13 @@ def single(args: argparse.Namespace) -> int:
     show = sys.stderr.isatty() if args.progress is None else args.progress
     from tqdm import tqdm
 
-    info = {"data": str(path), "files": list(data.files), "symbols": data.symbols, "config": str(args.config)}
+    info = {
+        "data": str(path),
+        "files": list(data.files),
+        "symbols": data.symbols,
+        "config": str(args.config),
+        "load_s": round(time.perf_counter() - t0, 3),
+    }
     with tqdm(total=data.frame.height, unit="ev", unit_scale=True, disable=not show, file=sys.stderr) as bar:
         try:
             summary, _ = run_backtest(cfg, data, out_dir, info, model, bar.update)

@@ -104,6 +104,7 @@ class Backtest:
         self.gate.rules.confirm(acct["positions"], acct["working"], acct["seq"], acct["cash"], acct["equity"])
         self.reply_state = [TradingState.ACTIVE] * self.partitions
         self.disabled: dict[str, str] = {}
+        self._quiet: list[tuple[str, Bar]] = []  # bars of quiet groups not yet through the gate (see _submit)
         self.curve = Curve(positions={i.symbol: [] for i in self.instruments})
 
     # -- one group through the gate and Execution, as a shard sends it -------------------------
@@ -112,6 +113,13 @@ class Backtest:
         engine = self.engines[p]
         result = engine.decide(group)
         intents, commands = result.intents, result.commands
+        if not intents and not commands and not self.core.broker.orders and not self.core.portfolio.positions():
+            # A quiet group on a flat account with nothing working: its bars can only move marks,
+            # volatility and VaR history, never equity, positions, orders or the risk state, so the
+            # gate and Execution take them with the next call (what every observer sees is the same).
+            self._quiet.extend(result.bars)
+            return
+        self._flush()
         if intents and self.reply_state[p] is TradingState.HALTED:  # as a shard told so in its last reply
             engine.discard(intents)
             intents = []
@@ -123,6 +131,16 @@ class Backtest:
         self.reply_state[p] = self.gate.rules.state
         engine.sync(reply.positions, reply.working, reply.equity)
         engine.deliver(reply.events, reply.fills)
+
+    def _flush(self) -> None:
+        """The deferred quiet bars through the gate and Execution, in one call."""
+        if not self._quiet:
+            return
+        bars, self._quiet = self._quiet, []
+        call = self.gate.begin([], bars)
+        reply = self.core.execute(self.gate.decide(call, {}), bars, KEY)
+        self._after(self.gate.settle(call, reply))
+        self.reply_state = [self.gate.rules.state] * self.partitions
 
     def _after(self, events: list[RiskEvent]) -> None:
         """As the gate actor: record transitions; on HALTED cancel every open order."""
@@ -233,6 +251,7 @@ class Backtest:
             events += count
             if progress is not None:
                 progress(count)
+        self._flush()
         if on_bars and last >= 0:
             self._sample(last)
         for e in self.engines:
