@@ -124,9 +124,11 @@ class ExecutionCore(ExecutionReports):
         # Bars, new orders and commands in event-time order: a bar that closed by an order's event
         # time comes first, so the outcome never depends on how the caller batched them.
         steps: list[tuple[int, int, int]] = [(b.end, 0, n) for n, (_, b) in enumerate(bars)]
-        steps += [(d.intent.ts_event, 1, n) for n, d in enumerate(decisions)]
-        steps += [(c.ts_event, 2, n) for n, c in enumerate(commands)]
-        steps.sort()
+        if decisions or commands:
+            steps += [(d.intent.ts_event, 1, n) for n, d in enumerate(decisions)]
+            steps += [(c.ts_event, 2, n) for n, c in enumerate(commands)]
+        if len(steps) > 1:
+            steps.sort()
         for ts, kind, n in steps:
             self.event_ns = max(self.event_ns, ts)
             if kind == 0:

@@ -49,6 +49,7 @@ CREATE TABLE IF NOT EXISTS order_events (
     UNIQUE (order_id, event_no)
 );
 CREATE INDEX IF NOT EXISTS order_events_cause ON order_events (cause);
+CREATE INDEX IF NOT EXISTS orders_created_seq ON orders (created_seq);
 CREATE TABLE IF NOT EXISTS fills (
     seq       {serial},
     fill_id   TEXT NOT NULL UNIQUE,

@@ -14,8 +14,9 @@ from __future__ import annotations
 import heapq
 import shutil
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +29,7 @@ from raytrade.cluster.config import RunConfig
 from raytrade.domain.bars import BAR_NS, Bar
 from raytrade.domain.gate import GateCore
 from raytrade.domain.instruments import Instrument
-from raytrade.domain.money import ZERO
+from raytrade.domain.money import ZERO, decimal_from_float
 from raytrade.domain.paper_broker import PaperBrokerConfig
 from raytrade.domain.risk import RiskEvent, TradingState
 from raytrade.domain.shard_engine import Group, ShardEngine, ShardModel
@@ -104,7 +105,15 @@ class Backtest:
         self.gate.rules.confirm(acct["positions"], acct["working"], acct["seq"], acct["cash"], acct["equity"])
         self.reply_state = [TradingState.ACTIVE] * self.partitions
         self.disabled: dict[str, str] = {}
-        self._quiet: list[tuple[str, Bar]] = []  # bars of quiet groups not yet through the gate (see _submit)
+        self._quiet: list[tuple[str, Bar]] = []  # bars of quiet groups not yet through the gate (see _may_defer)
+        self._closes: dict[str, float] = {}  # their last close per symbol (the curve's marks meanwhile)
+        self._last_seen: dict[int, dict[str, float]] = {}  # per partition: those closes as of its last group
+        lim = self.gate.rules.limits
+        self._equity_free = self.gate.rules.stops is None and all(
+            level is None for level in (lim.drawdown_reduce, lim.drawdown_halt, lim.intraday_reduce, lim.intraday_halt)
+        )
+        for engine in self.engines:
+            engine.before_equity = self._flush  # a strategy reading its equity sees every bar before its own
         self.curve = Curve(positions={i.symbol: [] for i in self.instruments})
 
     # -- one group through the gate and Execution, as a shard sends it -------------------------
@@ -113,11 +122,11 @@ class Backtest:
         engine = self.engines[p]
         result = engine.decide(group)
         intents, commands = result.intents, result.commands
-        if not intents and not commands and not self.core.broker.orders and not self.core.portfolio.positions():
-            # A quiet group on a flat account with nothing working: its bars can only move marks,
-            # volatility and VaR history, never equity, positions, orders or the risk state, so the
-            # gate and Execution take them with the next call (what every observer sees is the same).
+        if not intents and not commands and self._may_defer():
             self._quiet.extend(result.bars)
+            for symbol, bar in result.bars:
+                self._closes[symbol] = bar.close
+            self._last_seen[p] = dict(self._closes)  # the marks as of this partition's last group
             return
         self._flush()
         if intents and self.reply_state[p] is TradingState.HALTED:  # as a shard told so in its last reply
@@ -132,15 +141,36 @@ class Backtest:
         engine.sync(reply.positions, reply.working, reply.equity)
         engine.deliver(reply.events, reply.fills)
 
+    def _may_defer(self) -> bool:
+        """Whether a quiet group (no intents, no commands) may wait for the next call to the gate and Execution.
+
+        With nothing working, its bars trade nothing: they move marks, volatility and VaR history, and
+        with a position the equity. So it may wait while the account is flat, and with a position too
+        when no rule needs each bar's equity or position (no drawdown breakers, no ATR stops). Whatever
+        reads the state first flushes the waiting bars: the next group that sends something, a
+        strategy reading its equity, the end of the run (the curve uses the waiting closes).
+        """
+        if self.core.broker.orders:
+            return False
+        return self._equity_free or not self.core.portfolio.positions()
+
     def _flush(self) -> None:
         """The deferred quiet bars through the gate and Execution, in one call."""
         if not self._quiet:
             return
         bars, self._quiet = self._quiet, []
+        before = dict(self.core.marks)
+        seen, self._last_seen = self._last_seen, {}
+        self._closes.clear()
         call = self.gate.begin([], bars)
         reply = self.core.execute(self.gate.decide(call, {}), bars, KEY)
         self._after(self.gate.settle(call, reply))
         self.reply_state = [self.gate.rules.state] * self.partitions
+        # Each shard sees the equity of the reply to its own last group, as if each group had been a call.
+        held = self.core.portfolio.positions()
+        for p, closes in seen.items():
+            marks = {**before, **{s: self._mark(s, c) for s, c in closes.items() if s in held}}
+            self.engines[p].sync({}, {}, self.core.portfolio.equity(marks) if held else reply.equity)
 
     def _after(self, events: list[RiskEvent]) -> None:
         """As the gate actor: record transitions; on HALTED cancel every open order."""
@@ -155,7 +185,17 @@ class Backtest:
     def _sample(self, ts: int) -> None:
         core, c = self.core, self.curve
         positions = core.portfolio.positions()
-        marks = core.marks
+        c.ts.append(ts)
+        if not positions:  # flat: equity is the cash
+            c.equity.append(float(core.portfolio.cash))
+            c.gross.append(0.0)
+            c.net.append(0.0)
+            for series in c.positions.values():
+                series.append(0.0)
+            return
+        marks: Mapping[str, Decimal] = core.marks
+        if self._closes:  # bars still waiting for Execution: their closes on the price grid
+            marks = {**marks, **{s: self._mark(s, c) for s, c in self._closes.items() if s in positions}}
         gross = net = 0.0
         equity = float(core.portfolio.equity(marks))
         for symbol, series in c.positions.items():
@@ -164,10 +204,12 @@ class Backtest:
             series.append(100.0 * v / equity if equity else 0.0)
             gross += abs(v)
             net += v
-        c.ts.append(ts)
         c.equity.append(equity)
         c.gross.append(gross)
         c.net.append(net)
+
+    def _mark(self, symbol: str, close: float) -> Decimal:
+        return decimal_from_float(close, self.core.instruments[symbol].price_increment)
 
     # -- the loop -------------------------------------------------------------------------------
 
@@ -186,15 +228,15 @@ class Backtest:
         size = self.cfg.backtest.batch_size
         rows: list[list[Any]] = [[] for _ in range(self.partitions)]
         n, current = 0, None
-        for row in frame.select(cols).iter_rows():
+        table = frame.select(cols)
+        for row in zip(*(table[c].to_list() for c in cols), strict=True):  # faster than iter_rows
             ts, p, off, sym = row[0], row[1], row[2], row[3]
             if ts != current and n >= size:
                 yield rows
                 rows, n = [[] for _ in range(self.partitions)], 0
             current = ts
             if bars:
-                o, h, lo, c, v, span = row[4:]
-                rows[p].append((p, off, sym, Bar(ts, o, h, lo, c, v, span)))
+                rows[p].append((p, off, sym, Bar(ts, row[4], row[5], row[6], row[7], row[8], row[9])))
             else:
                 rows[p].append((p, off, sym.encode(), encode_tick(Tick(sym, row[4], row[5], ts))))
             n += 1
@@ -233,7 +275,7 @@ class Backtest:
                     ready = engine.prepare_bars(rows) if on_bars else engine.prepare(rows, 0)
                     prepared.append([(g.key, p, g) for g in ready.groups])
             # Every partition's groups in event-time order: the order the gate takes them live.
-            for key, p, group in heapq.merge(*prepared, key=_first):
+            for key, p, group in prepared[0] if len(prepared) == 1 else heapq.merge(*prepared, key=_first):
                 if on_bars:
                     if key[0] != last and last >= 0:
                         self._sample(last)  # every group of the previous close time is through

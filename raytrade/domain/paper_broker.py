@@ -198,6 +198,8 @@ class PaperBroker:
         var = parkinson_variance(bar)
         prev = self.variance.get(symbol)
         self.variance[symbol] = var if prev is None else self._decay * prev + (1 - self._decay) * var
+        if not self.orders:  # nothing working: the bar only moves the volatility state
+            return out
         sigma = math.sqrt(self.variance[symbol])
         inst = self.instruments[symbol]
         share = self.config.max_participation

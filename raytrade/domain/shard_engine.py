@@ -145,6 +145,8 @@ class ShardEngine:
         self.features: dict[str, FeatureState] = {s: FeatureState() for s in self.instruments}
         self.positions: dict[str, Decimal] = {}
         self.equity = equity
+        # Called before a strategy reads its equity (the backtest brings the account up to date there).
+        self.before_equity: Callable[[], None] | None = None
         self.last_price: dict[str, float] = {}
         self.last_score: dict[str, float] = {}
         depth = model.history if model is not None else 1
@@ -154,7 +156,7 @@ class ShardEngine:
         self.anomaly_blocked = 0
         self.outbox = Outbox(self.positions)
         self.contexts = {
-            s.id: EngineContext(s.id, self.instruments, self.outbox, lambda: self.equity) for s in self.strategies
+            s.id: EngineContext(s.id, self.instruments, self.outbox, self._equity_now) for s in self.strategies
         }
         for s in self.strategies:
             s.bind(self.contexts[s.id])
@@ -167,6 +169,11 @@ class ShardEngine:
         self.max_ts: dict[int, int] = {}  # per partition: the latest event time seen (watermarks)
         # Prices as of the last group decided: what order-event hooks see (not the end of a prepared batch).
         self._prices_now: Mapping[str, float] = {}
+
+    def _equity_now(self) -> Decimal:
+        if self.before_equity is not None:
+            self.before_equity()
+        return self.equity
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -189,14 +196,18 @@ class ShardEngine:
         try:
             getattr(s, hook)(*args)
         except Exception as exc:
-            failure = StrategyFailedError(s.id, hook, box.event.ts_event, exc)
-            if not self.disable_failing:
-                raise failure from exc
-            self.discard(box.intents[n_intents:])
-            del box.intents[n_intents:], box.commands[n_commands:]
-            self.disabled[s.id] = str(failure)
-            self.strategies.remove(s)
-            self._by_id.pop(s.id, None)
+            self._failed(s, hook, exc, n_intents, n_commands)
+
+    def _failed(self, s: Strategy, hook: str, exc: Exception, n_intents: int, n_commands: int) -> None:
+        box = self.outbox
+        failure = StrategyFailedError(s.id, hook, box.event.ts_event, exc)
+        if not self.disable_failing:
+            raise failure from exc
+        self.discard(box.intents[n_intents:])
+        del box.intents[n_intents:], box.commands[n_commands:]
+        self.disabled[s.id] = str(failure)
+        self.strategies.remove(s)
+        self._by_id.pop(s.id, None)
 
     # -- market data ----------------------------------------------------------------------
 
@@ -254,26 +265,34 @@ class ShardEngine:
         partition that close at the same time form one group."""
         out = Prepared()
         closed: list[_Closed] = []
+        last_price = self.last_price
+        group: list[_Closed] = []  # the bars of one partition closing at one time share the prices as of the last
         for partition, offset, symbol, bar in rows:
             if symbol not in self.instruments:
                 raise ValueError(f"bar for unknown symbol {symbol!r} (known: {sorted(self.instruments)})")
-            self.last_price[symbol] = bar.close
             ts = bar.end
-            ref = EventRef(f"{partition}:{offset}", ts, ts_consumed or ts, dict(self.last_price))
-            closed.append(self._close(symbol, bar, ref, partition, offset))
+            if group and (group[0].ref.ts_event != ts or group[0].partition != partition):
+                self._seal(group, out)
+                group = []
+            last_price[symbol] = bar.close
+            c = self._close(symbol, bar, EventRef(f"{partition}:{offset}", ts, ts_consumed or ts), partition, offset)
+            group.append(c)
+            closed.append(c)
             out.end = (ts, partition, offset)
+        if group:
+            self._seal(group, out)
         out.accepted = len(closed)
         self.accepted += out.accepted
         self._score(closed)
-        for c in closed:
-            last = out.groups[-1] if out.groups else None
-            if last is not None and last.key[0] == c.ref.ts_event and last.key[1] == c.partition:
-                last.closed.append(c)
-                for e in last.closed:  # the group's strategies see every price of that time
-                    e.ref = EventRef(e.ref.key, e.ref.ts_event, e.ref.ts_consumed, c.ref.prices)
-            else:
-                out.groups.append(Group((c.ref.ts_event, c.partition, c.offset), [c]))
         return out
+
+    def _seal(self, group: list[_Closed], out: Prepared) -> None:
+        """One group of bars: the strategies see every price of that time."""
+        prices = dict(self.last_price)
+        for c in group:
+            c.ref.prices = prices
+        first = group[0]
+        out.groups.append(Group((first.ref.ts_event, first.partition, first.offset), group))
 
     def _close(self, symbol: str, bar: Bar, ref: EventRef, partition: int, offset: int) -> _Closed:
         f = self.features[symbol].update(bar) if self.with_features else None
@@ -306,11 +325,16 @@ class ShardEngine:
         out = BatchResult(bars=[(c.symbol, c.bar) for c in group.closed], bars_closed=len(group.closed))
         self._prices_now = group.closed[-1].ref.prices if group.closed else self._prices_now
         if self.strategies:
+            box = self.outbox
             for c in group.closed:
-                self.outbox.at(c.ref)
+                box.at(c.ref)
                 features = dict(zip(FEATURE_NAMES, c.features, strict=True)) if c.features is not None else None
-                for s in list(self.strategies):
-                    self._call(s, "on_bar", c.symbol, c.bar, features, c.score)
+                for s in list(self.strategies):  # a copy: a failing strategy may be removed
+                    n_intents, n_commands = len(box.intents), len(box.commands)
+                    try:
+                        s.on_bar(c.symbol, c.bar, features, c.score)
+                    except Exception as exc:
+                        self._failed(s, "on_bar", exc, n_intents, n_commands)
         out.intents, out.commands = self.outbox.drain()
         return out
 

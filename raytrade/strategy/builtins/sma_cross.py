@@ -69,7 +69,9 @@ class SmaCross(Strategy):
         assert isinstance(p, SmaCrossParams)
         if p.symbols is not None and symbol not in p.symbols:
             return
-        closes = self.closes.setdefault(symbol, deque(maxlen=p.slow))
+        closes = self.closes.get(symbol)
+        if closes is None:
+            closes = self.closes[symbol] = deque(maxlen=p.slow)
         closes.append(bar.close)
         if len(closes) < p.slow:
             return
