@@ -22,7 +22,7 @@ from typing import Any
 
 import polars as pl
 
-from raytrade.actors.execution import ExecutionCore
+from raytrade.actors.execution_core import ExecutionCore
 from raytrade.adapters.kafka.rolling import partition_for
 from raytrade.backtest.data import MarketData
 from raytrade.cluster.config import RunConfig

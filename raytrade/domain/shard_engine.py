@@ -10,7 +10,6 @@ from __future__ import annotations
 import pickle
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
@@ -21,96 +20,40 @@ from raytrade.domain.features import FEATURE_NAMES, FeatureState
 from raytrade.domain.instruments import Instrument
 from raytrade.domain.money import ZERO
 from raytrade.domain.order_lifecycle import EventKind, OrderEvent
-from raytrade.domain.orders import Fill, OrderCommand, OrderIntent
-from raytrade.domain.sequencer import Key
+from raytrade.domain.orders import Fill, OrderIntent
+from raytrade.domain.shard_batch import (
+    RSI_INDEX,
+    RV_INDEX,
+    AnomalyGate,
+    BarRow,
+    BatchResult,
+    ClosedBar,
+    Group,
+    Prepared,
+    RawMessage,
+    RejectedMessage,
+    Scorer,
+    ShardModel,
+)
 from raytrade.domain.ticks import Rejection, TickValidator
 from raytrade.strategy.base import Strategy, StrategyFailedError
 from raytrade.strategy.context import EngineContext, EventRef, Outbox
 
-# Feature windows (n, history, n_features), oldest first -> probability of an up move per row.
-Scorer = Callable[[np.ndarray], np.ndarray]
-# Feature rows (n, n_features) -> True where the row is anomalous and must not trade.
-AnomalyGate = Callable[[np.ndarray], np.ndarray]
-
-
-@dataclass(frozen=True)
-class ShardModel:
-    """What a shard scores with: a model over the last ``history`` feature vectors, and an optional gate."""
-
-    score: Scorer
-    history: int = 1
-    gate: AnomalyGate | None = None
-    version: str = ""
-
-    def __post_init__(self) -> None:
-        if self.history < 1:
-            raise ValueError(f"history must be >= 1 feature vector, found {self.history}")
-
-
-RSI_INDEX = FEATURE_NAMES.index("rsi_14")  # rsi / 100 - 0.5
-RV_INDEX = FEATURE_NAMES.index("rv_30")  # per-bar realized volatility of log returns
-
-# (partition, offset, key, value) of one consumed message.
-RawMessage = tuple[int, int, bytes | None, bytes]
-# (partition, offset, symbol, bar) of one bar read from a file.
-BarRow = tuple[int, int, str, Bar]
-
-
-@dataclass(frozen=True, slots=True)
-class RejectedMessage:
-    """A message that failed validation, with where it came from."""
-
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    rejection: Rejection
-
-
-@dataclass(slots=True)
-class BatchResult:
-    """What one batch produced."""
-
-    intents: list[OrderIntent] = field(default_factory=list)
-    rejected: list[RejectedMessage] = field(default_factory=list)
-    bars: list[tuple[str, Bar]] = field(default_factory=list)
-    commands: list[OrderCommand] = field(default_factory=list)
-    accepted: int = 0
-    bars_closed: int = 0
-
-
-@dataclass(slots=True)
-class _Closed:
-    symbol: str
-    bar: Bar
-    features: tuple[float, ...] | None
-    window: list[tuple[float, ...]] | None
-    ref: EventRef
-    partition: int
-    offset: int
-    score: float | None = None
-
-
-@dataclass(slots=True)
-class Group:
-    """One decision point: the bars one event closed (tick data: one message; bar data: every bar of the
-    partition at one time), keyed ``(ts_event, partition, offset)`` for event-time order across shards."""
-
-    key: Key
-    closed: list[_Closed]
-
-
-@dataclass(slots=True)
-class Prepared:
-    """A batch after validation, bars, features and (batched) scoring; the decisions are still to make.
-
-    ``end`` is the batch's watermark: every later group of these partitions has a larger key.
-    """
-
-    groups: list[Group] = field(default_factory=list)
-    rejected: list[RejectedMessage] = field(default_factory=list)
-    accepted: int = 0
-    end: Key | None = None
+__all__ = [
+    "RSI_INDEX",
+    "RV_INDEX",
+    "AnomalyGate",
+    "BarRow",
+    "BatchResult",
+    "ClosedBar",
+    "Group",
+    "Prepared",
+    "RawMessage",
+    "RejectedMessage",
+    "Scorer",
+    "ShardEngine",
+    "ShardModel",
+]
 
 
 class ShardEngine:
@@ -233,7 +176,7 @@ class ShardEngine:
     def prepare(self, messages: Iterable[RawMessage], ts_consumed: int) -> Prepared:
         """Validate, build bars and features, and score every bar the batch closed (one model call)."""
         out = Prepared()
-        closed: list[_Closed] = []
+        closed: list[ClosedBar] = []
         ends: dict[int, tuple[int, int]] = {}
         for partition, offset, key, value in messages:
             seen = ends[partition][0] if partition in ends else self.max_ts.get(partition, -1)
@@ -264,9 +207,9 @@ class ShardEngine:
         """Whole bars (from files, checked by the caller): each decides at its close; the bars of one
         partition that close at the same time form one group."""
         out = Prepared()
-        closed: list[_Closed] = []
+        closed: list[ClosedBar] = []
         last_price = self.last_price
-        group: list[_Closed] = []  # the bars of one partition closing at one time share the prices as of the last
+        group: list[ClosedBar] = []  # the bars of one partition closing at one time share the prices as of the last
         for partition, offset, symbol, bar in rows:
             if symbol not in self.instruments:
                 raise ValueError(f"bar for unknown symbol {symbol!r} (known: {sorted(self.instruments)})")
@@ -286,7 +229,7 @@ class ShardEngine:
         self._score(closed)
         return out
 
-    def _seal(self, group: list[_Closed], out: Prepared) -> None:
+    def _seal(self, group: list[ClosedBar], out: Prepared) -> None:
         """One group of bars: the strategies see every price of that time."""
         prices = dict(self.last_price)
         for c in group:
@@ -294,7 +237,7 @@ class ShardEngine:
         first = group[0]
         out.groups.append(Group((first.ref.ts_event, first.partition, first.offset), group))
 
-    def _close(self, symbol: str, bar: Bar, ref: EventRef, partition: int, offset: int) -> _Closed:
+    def _close(self, symbol: str, bar: Bar, ref: EventRef, partition: int, offset: int) -> ClosedBar:
         f = self.features[symbol].update(bar) if self.with_features else None
         window = None
         if f is not None and self.model is not None:
@@ -302,9 +245,9 @@ class ShardEngine:
             hist.append(f)
             if len(hist) == hist.maxlen:
                 window = list(hist)
-        return _Closed(symbol, bar, f, window, ref, partition, offset)
+        return ClosedBar(symbol, bar, f, window, ref, partition, offset)
 
-    def _score(self, closed: list[_Closed]) -> None:
+    def _score(self, closed: list[ClosedBar]) -> None:
         """One model call for every full window; the anomaly gate withholds the score of flagged bars."""
         scored = [c for c in closed if c.window is not None]
         if not scored or self.model is None:
