@@ -126,7 +126,8 @@ class Ledger(LedgerQueries):
             try:
                 yield
             except BaseException:
-                self._db.execute("ROLLBACK TO write")
+                if self._db.in_transaction:  # (SQLite may have rolled the whole transaction back already)
+                    self._db.execute("ROLLBACK TO write")
                 raise
             self._db.execute("RELEASE write")
             return
@@ -166,12 +167,14 @@ class Ledger(LedgerQueries):
         try:
             yield
         finally:
-            self._grouped = False
-            self._flush_marks()
-            self._db.execute("COMMIT")
+            self._grouped, self._seq = False, None
+            if self._db.in_transaction:
+                self._flush_marks()
+                self._db.execute("COMMIT")
 
     def _flush_marks(self) -> None:
-        for symbol, (start, variance, close) in self._marks.items():
+        marks, self._marks = self._marks, {}  # taken even if a statement fails (its write rolls back)
+        for symbol, (start, variance, close) in marks.items():
             self._db.execute(
                 self._q(
                     "INSERT INTO bar_marks (symbol, start, variance, close) VALUES (?,?,?,?) ON CONFLICT (symbol) "
@@ -179,7 +182,6 @@ class Ledger(LedgerQueries):
                 ),
                 [symbol, start, variance, str(close)],
             )
-        self._marks.clear()
 
     def write(self, w: LedgerWrite) -> None:
         """Record one call's orders (upsert), events and fills (ignored if present), bar state."""

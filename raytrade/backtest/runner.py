@@ -36,7 +36,7 @@ from raytrade.domain.paper_broker import PaperBrokerConfig
 from raytrade.domain.risk import RiskEvent, TradingState
 from raytrade.domain.shard_engine import Group, ShardEngine, ShardModel
 from raytrade.domain.ticks import Tick, encode_tick
-from raytrade.strategy.base import Strategy
+from raytrade.strategy.base import Strategy, StrategyFailedError
 
 KEY = "backtest"  # Execution's gate key: only this driver's gate steps call it
 
@@ -110,6 +110,7 @@ class Backtest:
         self._quiet: list[tuple[str, Bar]] = []  # bars of quiet groups not yet through the gate (see _may_defer)
         self._closes: dict[str, float] = {}  # their last close per symbol (the curve's marks meanwhile)
         self._last_seen: dict[int, dict[str, float]] = {}  # per partition: those closes as of its last group
+        self._stale: set[int] = set()  # partitions whose view is behind Execution's (see _may_defer)
         lim = self.gate.rules.limits
         self._equity_free = self.gate.rules.stops is None and all(
             level is None for level in (lim.drawdown_reduce, lim.drawdown_halt, lim.intraday_reduce, lim.intraday_halt)
@@ -124,7 +125,7 @@ class Backtest:
         engine = self.engines[p]
         result = engine.decide(group)
         intents, commands = result.intents, result.commands
-        if not intents and not commands and self._may_defer():
+        if not intents and not commands and p not in self._stale and self._may_defer():
             self._quiet.extend(result.bars)
             for symbol, bar in result.bars:
                 self._closes[symbol] = bar.close
@@ -138,6 +139,7 @@ class Backtest:
         done = self.core.reports([i.order_id for i in call.stop_exits]) if call.stop_exits else {}
         decisions = self.gate.decide(call, done)
         reply = self.core.execute(decisions, result.bars, KEY, list(done), commands)
+        self._stale.discard(p)  # up to date with this reply (a kill switch right after it makes it stale again)
         self._after(self.gate.settle(call, reply))
         self.reply_state[p] = self.gate.rules.state
         engine.sync(reply.positions, reply.working, reply.equity)
@@ -150,7 +152,9 @@ class Backtest:
         with a position the equity. So it may wait while the account is flat, and with a position too
         when no rule needs each bar's equity or position (no drawdown breakers, no ATR stops). Whatever
         reads the state first flushes the waiting bars: the next group that sends something, a
-        strategy reading its equity, the end of the run (the curve uses the waiting closes).
+        strategy reading its equity, the end of the run (the curve uses the waiting closes). A shard
+        whose view is behind Execution's (the gate's kill switch cancelled orders in another shard's
+        call) sends its next group as a call of its own, to get the reply it would get live.
         """
         if self.core.broker.orders:
             return False
@@ -167,12 +171,15 @@ class Backtest:
         call = self.gate.begin([], bars)
         reply = self.core.execute(self.gate.decide(call, {}), bars, KEY)
         self._after(self.gate.settle(call, reply))
-        self.reply_state = [self.gate.rules.state] * self.partitions
-        # Each shard sees the equity of the reply to its own last group, as if each group had been a call.
+        # Each waiting shard gets the reply to its own last group, as if each group had been a call: the
+        # state (it cannot change in a flush: no breaker, or a flat account's constant equity), the
+        # positions (they cannot either: nothing works) and the equity as of that group's closes.
         held = self.core.portfolio.positions()
         for p, closes in seen.items():
+            self.reply_state[p] = self.gate.rules.state
             marks = {**before, **{s: self._mark(s, c) for s, c in closes.items() if s in held}}
-            self.engines[p].sync({}, {}, self.core.portfolio.equity(marks) if held else reply.equity)
+            equity = self.core.portfolio.equity(marks) if held else reply.equity
+            self.engines[p].sync(reply.positions, reply.working, equity)
 
     def _after(self, events: list[RiskEvent]) -> None:
         """As the gate actor: record transitions; on HALTED cancel every open order."""
@@ -181,8 +188,9 @@ class Backtest:
         rules = self.gate.rules
         for e in events:
             self.core.record_risk_event(e.ts, e.kind, e.state.value, e.reason)
-        if any(e.state is TradingState.HALTED for e in events):
-            self.core.cancel_all(f"halted: {rules.halt_reason}", "risk_gate", KEY)
+        halted = any(e.state is TradingState.HALTED for e in events)
+        if halted and self.core.cancel_all(f"halted: {rules.halt_reason}", "risk_gate", KEY):
+            self._stale.update(range(self.partitions))  # every shard learns it from its next reply
 
     def _sample(self, ts: int) -> None:
         core, c = self.core, self.curve
@@ -248,8 +256,16 @@ class Backtest:
     def run(self, data: MarketData, progress: Callable[[int], None] | None = None) -> BacktestRun:
         """Feed every event; the ledger is complete up to the last whole group (see the module docstring)."""
         t0 = time.perf_counter()
-        with self.core.ledger.group(), rare_gc():  # one transaction: the ledger is the run's output
-            events, bars = self._loop(data, progress)
+        try:
+            with self.core.ledger.group(), rare_gc():  # one transaction: the ledger is the run's output
+                try:
+                    events, bars = self._loop(data, progress)
+                except StrategyFailedError:
+                    self._flush()  # every group before the failing one is whole in the ledger, as live
+                    raise
+        finally:
+            for engine in self.engines:
+                engine.before_equity = None  # no cycle back to this driver (its ledger closes with it)
         return BacktestRun(
             self.core,
             self.gate,
@@ -278,17 +294,15 @@ class Backtest:
                     prepared.append([(g.key, p, g) for g in ready.groups])
             # Every partition's groups in event-time order: the order the gate takes them live.
             for key, p, group in prepared[0] if len(prepared) == 1 else heapq.merge(*prepared, key=_first):
-                if on_bars:
-                    if key[0] != last and last >= 0:
+                if on_bars and key[0] != last:
+                    if last >= 0:
                         self._sample(last)  # every group of the previous close time is through
                     last = key[0]
-                else:
-                    minute = key[0] // BAR_NS
-                    if minute > last:  # the curve: one point per minute of ticks
-                        last = minute
-                        self._sample(minute * BAR_NS)
                 bars += len(group.closed)
                 self._submit(p, group)
+                if not on_bars and key[0] // BAR_NS > last:  # ticks: a point as each minute opens
+                    last = key[0] // BAR_NS
+                    self._sample(last * BAR_NS)
             for engine in self.engines:
                 self.disabled.update(engine.disabled)
             count = sum(len(r) for r in per_partition)
@@ -308,7 +322,8 @@ def rare_gc(gen0: int = 50_000) -> Iterator[None]:
     """The cyclic garbage collector, less often: every ``gen0`` net allocations instead of 700, and not over
     the objects alive before (``gc.freeze``). A backtest allocates a few objects per bar and keeps many
     (the curve, the orders): measured here, the default thresholds cost 30% of a 262k-bar run, collecting
-    nothing. Reference counting still frees everything acyclic at once; thresholds are restored after."""
+    nothing. Reference counting still frees everything acyclic at once; thresholds are restored after (and
+    ``gc.unfreeze`` returns the frozen objects, a caller's own frozen ones too, to the oldest generation)."""
     before = gc.get_threshold()
     gc.collect()
     gc.freeze()

@@ -14,7 +14,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from raytrade.backtest.data import DataError, parse_time
 from raytrade.cluster.config import ConfigError, ModelConfig, RunConfig, config_from_dict, raw_config
+from raytrade.strategy.loader import strategy_class
 
 
 class _Strict(BaseModel):
@@ -200,15 +202,31 @@ def load_sweep(path: str | Path) -> Sweep:
     raw = raw_config(base_path)
     base = config_from_dict(copy.deepcopy(raw), base_path)
     raw["strategies"] = [e.model_dump() for e in base.strategies]  # import paths resolved (file paths absolute)
-    ids = {e.id for e in base.strategies}
-    for sid in sc.params:
+    ids = {e.id: e for e in base.strategies}
+    for sid, params in sc.params.items():
         if sid not in ids:
             raise ConfigError(f"invalid sweep {file}: params: no strategy {sid!r} in {base_path} (have {sorted(ids)})")
+        fields = strategy_class(ids[sid].path).Params.model_fields
+        unknown = sorted(set(params) - set(fields))
+        if unknown:  # a typo would fail every run: one line now, not a table of failures
+            raise ConfigError(
+                f"invalid sweep {file}: params.{sid}: unknown {unknown} (the class takes {sorted(fields)})"
+            )
+    for n, period in enumerate(sc.periods or []):
+        for name in ("start", "end"):
+            value = getattr(period, name)
+            if value is not None:
+                try:
+                    parse_time(value, name)
+                except DataError as exc:
+                    raise ConfigError(f"invalid sweep {file}: periods[{n}].{name}: {exc}") from None
     known = {i.symbol for i in base.instruments}
     for subset in sc.symbols or []:
         unknown = sorted(set(subset) - known)
         if unknown or not subset:
             raise ConfigError(f"invalid sweep {file}: symbols: {unknown or 'an empty subset'} not in {sorted(known)}")
+    if sc.data is not None and "://" not in sc.data:  # as the base's data: one path for every worker
+        sc = sc.model_copy(update={"data": str(Path(sc.data).resolve())})
     return Sweep(sc, base, absolute_paths(raw), file)
 
 

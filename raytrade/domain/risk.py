@@ -398,8 +398,6 @@ class RiskRules:
 
     def release(self, approved: Iterable[OrderIntent]) -> None:
         """Drop the reservations of ``approved`` intents (answered by Execution, or failed)."""
-        if not approved:
-            return
         with localcontext(MONEY_CONTEXT):
             for intent in approved:
                 left = self.reserved.get(intent.symbol, ZERO) - intent.signed_qty

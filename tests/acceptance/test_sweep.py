@@ -135,7 +135,19 @@ def test_a_bad_sweep_file_gets_one_line(tmp_path: Path) -> None:
         f"raytrade: invalid sweep {tmp_path / 'sweep.yaml'}: params: no strategy 'nope' in "
         f"{tmp_path / 'base.yaml'} (have ['sma'])"
     ]
-    (tmp_path / "sweep.yaml").write_text(SWEEP.replace("[[BTCUSDT, ETHUSDT]]", "[[DOGEUSDT]]"))
+    for bad, message in (
+        ("[[DOGEUSDT]]", "symbols: ['DOGEUSDT'] not in"),
+        ("[[BTCUSDT, ETHUSDT]]\nignored: 1", "ignored: Extra inputs are not permitted"),
+    ):
+        (tmp_path / "sweep.yaml").write_text(SWEEP.replace("[[BTCUSDT, ETHUSDT]]", bad))
+        result, _ = sweep(tmp_path, "out")
+        assert result.returncode == 2 and message in result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1
+    # A misspelt param or a bad date would fail every run: refused before Ray starts.
+    (tmp_path / "sweep.yaml").write_text(SWEEP.replace("{fast: [5, 10]", "{fsat: [5, 10]"))
     result, _ = sweep(tmp_path, "out")
-    assert result.returncode == 2 and "symbols: ['DOGEUSDT'] not in" in result.stderr
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.returncode == 2 and "params.sma: unknown ['fsat']" in result.stderr
+    (tmp_path / "sweep.yaml").write_text(SWEEP.replace('"2023-01-05"', '"2023-13-01"'))
+    result, _ = sweep(tmp_path, "out")
+    assert result.returncode == 2 and "periods[0].end:" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "out" / "results.parquet").exists()
