@@ -133,14 +133,14 @@ def write_outputs(
         prices=prices,
         trades=trades,
         periods_per_year=ppy,
-        rolling_window=_rolling_window(ppy, len(equity)),
+        rolling_window=rolling_window(ppy, len(equity)),
     )
     summary["files"] = sorted(p.name for p in write_report(out_dir, report).values())
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2, sort_keys=True, default=str))
     return summary
 
 
-def _rolling_window(ppy: float, n: int) -> int:
+def rolling_window(ppy: float, n: int) -> int:
     """About a month of periods (at least 20, at most a third of the curve)."""
     return max(20, min(int(ppy / 12), max(20, n // 3)))
 

@@ -10,7 +10,7 @@ from typing import Any
 from raytrade.backtest.data import MarketData, load_market, parse_time
 from raytrade.backtest.outputs import write_outputs
 from raytrade.backtest.runner import Backtest, BacktestRun, fresh_output
-from raytrade.cluster.config import ConfigError, RunConfig
+from raytrade.cluster.config import ConfigError, ModelConfig, RunConfig
 from raytrade.domain.shard_engine import ShardModel
 from raytrade.strategy.loader import load_strategies
 
@@ -77,3 +77,18 @@ def run_backtest(
     engine = Backtest(cfg, model, lambda: load_strategies(cfg.strategy_specs()), str(ledger))
     run = engine.run(data, progress)
     return write_outputs(cfg, run, data, out_dir, info), run
+
+
+def absolute_paths(raw: dict[str, Any]) -> dict[str, Any]:
+    """Data and registry paths made absolute (against the working directory, as ``raytrade backtest`` reads
+    them), so Ray workers, whatever their working directory, read the same files (on a cluster: a shared
+    file system, or the same paths on every node)."""
+    backtest = raw.setdefault("backtest", {})
+    if backtest.get("data") and "://" not in str(backtest["data"]):
+        backtest["data"] = str(Path(backtest["data"]).resolve())
+    if "model" not in raw:
+        raw["model"] = {"registry": ModelConfig().registry}
+    model = raw.get("model")
+    if isinstance(model, dict) and model.get("registry") and "://" not in str(model["registry"]):
+        model["registry"] = str(Path(model["registry"]).resolve())
+    return raw

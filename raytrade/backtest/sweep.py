@@ -19,7 +19,7 @@ from typing import Any
 import polars as pl
 import ray
 
-from raytrade.backtest.cluster import research_cluster
+from raytrade.backtest.cluster import in_flight, research_cluster
 from raytrade.backtest.session import configured, load_data, run_backtest
 from raytrade.backtest.sweep_config import RunSpec, Sweep
 from raytrade.cluster.config import config_from_dict
@@ -74,29 +74,23 @@ def run_sweep(
     known = tuple(i.symbol for i in sweep.base.instruments)
     rows: list[dict[str, Any]] = []
     t0 = time.perf_counter()
-    local = res.local_cpus or max(1, int(res.num_cpus * (res.max_concurrent or 2)))
-    with research_cluster(address, local) as cpus:
-        limit = res.max_concurrent or max(1, int(cpus // res.num_cpus))
+    with research_cluster(address, res.num_cpus, res.max_concurrent, res.local_cpus) as (cpus, limit):
         options: dict[str, Any] = {"num_cpus": res.num_cpus}
         if res.memory_mb:
             options["memory"] = res.memory_mb * 1024 * 1024
-        queue = list(runs)
-        pending: dict[ray.ObjectRef[Any], RunSpec] = {}
-        while queue or pending:
-            while queue and len(pending) < limit:
-                run = queue.pop(0)
-                out = str(out_root / "runs" / run.run_id)
-                pending[_remote_run.options(**options).remote(sweep.run_config(run), run, out, known)] = run
-            done, _ = ray.wait(list(pending), num_returns=1)
-            for ref in done:
-                run = pending.pop(ref)
-                try:
-                    row = ray.get(ref)
-                except ray.exceptions.RayError as exc:  # the worker died: still one row
-                    row = {**run.row(), "status": "failed", "error": _one_line(exc)}
-                rows.append(row)
-                if progress is not None:
-                    progress(row)
+
+        def submit(run: RunSpec) -> ray.ObjectRef[Any]:
+            out = str(out_root / "runs" / run.run_id)
+            return _remote_run.options(**options).remote(sweep.run_config(run), run, out, known)
+
+        for run, ref in in_flight(runs, submit, limit):
+            try:
+                row = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the worker died: still one row
+                row = {**run.row(), "status": "failed", "error": _one_line(exc)}
+            rows.append(row)
+            if progress is not None:
+                progress(row)
     wall = time.perf_counter() - t0
     frame = pl.from_dicts(sorted(rows, key=lambda r: r["run_id"]), infer_schema_length=None)
     bars = int(frame["bars"].sum()) if "bars" in frame.columns else 0

@@ -15,7 +15,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from raytrade.backtest.data import DataError, parse_time
-from raytrade.cluster.config import ConfigError, ModelConfig, RunConfig, config_from_dict, raw_config
+from raytrade.backtest.session import absolute_paths
+from raytrade.cluster.config import ConfigError, RunConfig, config_from_dict, raw_config
 from raytrade.strategy.loader import strategy_class
 
 
@@ -228,18 +229,3 @@ def load_sweep(path: str | Path) -> Sweep:
     if sc.data is not None and "://" not in sc.data:  # as the base's data: one path for every worker
         sc = sc.model_copy(update={"data": str(Path(sc.data).resolve())})
     return Sweep(sc, base, absolute_paths(raw), file)
-
-
-def absolute_paths(raw: dict[str, Any]) -> dict[str, Any]:
-    """Data and registry paths made absolute (against the working directory, as ``raytrade backtest`` reads
-    them), so Ray workers, whatever their working directory, read the same files (on a cluster: a shared
-    file system, or the same paths on every node)."""
-    backtest = raw.setdefault("backtest", {})
-    if backtest.get("data") and "://" not in str(backtest["data"]):
-        backtest["data"] = str(Path(backtest["data"]).resolve())
-    if "model" not in raw:
-        raw["model"] = {"registry": ModelConfig().registry}
-    model = raw.get("model")
-    if isinstance(model, dict) and model.get("registry") and "://" not in str(model["registry"]):
-        model["registry"] = str(Path(model["registry"]).resolve())
-    return raw

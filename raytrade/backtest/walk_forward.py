@@ -18,6 +18,7 @@ import numpy as np
 import polars as pl
 import ray
 
+from raytrade.backtest.cluster import in_flight
 from raytrade.backtest.session import load_data, run_backtest
 from raytrade.cluster.config import ConfigError, RunConfig, config_from_dict
 from raytrade.domain.round_trips import RoundTrip, round_trips
@@ -119,18 +120,12 @@ def run_folds(
     raw: dict[str, Any], plans: list[FoldPlan], out_root: Path, tag: str, num_cpus: float, limit: int
 ) -> list[dict[str, Any]]:
     """Every fold as a Ray task (at most ``limit`` in flight), results in fold order."""
-    results: dict[int, dict[str, Any]] = {}
-    queue = list(plans)
-    pending: dict[ray.ObjectRef[Any], FoldPlan] = {}
-    while queue or pending:
-        while queue and len(pending) < limit:
-            plan = queue.pop(0)
-            out = str(out_root / "folds" / str(plan.fold))
-            pending[_remote_fold.options(num_cpus=num_cpus).remote(raw, plan, out, tag)] = plan
-        done, _ = ray.wait(list(pending), num_returns=1)
-        for ref in done:
-            plan = pending.pop(ref)
-            results[plan.fold] = ray.get(ref)
+
+    def submit(plan: FoldPlan) -> ray.ObjectRef[Any]:
+        out = str(out_root / "folds" / str(plan.fold))
+        return _remote_fold.options(num_cpus=num_cpus).remote(raw, plan, out, tag)
+
+    results = {plan.fold: ray.get(ref) for plan, ref in in_flight(plans, submit, limit)}
     return [results[k] for k in sorted(results)]
 
 

@@ -17,10 +17,9 @@ import numpy as np
 
 from raytrade.backtest.cluster import research_cluster
 from raytrade.backtest.data import DataError
-from raytrade.backtest.outputs import bar_seconds, calendar_of
+from raytrade.backtest.outputs import bar_seconds, calendar_of, rolling_window
 from raytrade.backtest.report import ReportData, write_report
-from raytrade.backtest.session import load_data
-from raytrade.backtest.sweep_config import absolute_paths
+from raytrade.backtest.session import absolute_paths, load_data
 from raytrade.backtest.walk_forward import all_trades, fold_table, plan_folds, run_folds
 from raytrade.cluster.config import ConfigError, RunConfig, config_from_dict, raw_config
 from raytrade.domain import performance
@@ -76,9 +75,7 @@ def walk_forward_main(args: argparse.Namespace) -> int:
     out_root.mkdir(parents=True, exist_ok=True)
     tag = f"{Path(args.config).stem}@{int(time.time())}"
     t0 = time.perf_counter()
-    local = wf.local_cpus or max(1, int(wf.num_cpus * (wf.max_concurrent or 2)))
-    with research_cluster(args.address, local) as cpus:
-        limit = wf.max_concurrent or max(1, int(cpus // wf.num_cpus))
+    with research_cluster(args.address, wf.num_cpus, wf.max_concurrent, wf.local_cpus) as (cpus, limit):
         results = run_folds(raw, plans, out_root, tag, wf.num_cpus, limit)
     wall = time.perf_counter() - t0
     table = fold_table(results)
@@ -116,7 +113,7 @@ def walk_forward_main(args: argparse.Namespace) -> int:
         prices=prices,
         trades=trades,
         periods_per_year=ppy,
-        rolling_window=max(20, min(int(ppy / 12), max(20, len(curve["equity"]) // 3))),
+        rolling_window=rolling_window(ppy, len(curve["equity"])),
     )
     write_report(out_root, report)
     out = {

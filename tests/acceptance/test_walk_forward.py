@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -132,3 +133,34 @@ def test_no_fold_model_saw_a_bar_of_its_own_test_block(runs: tuple[dict[str, Any
     # The rewrite is real: later folds train on it, and fold 0 trades different prices.
     assert clean_sha[1] != tampered_sha[1] and clean_sha[2] != tampered_sha[2]
     assert clean["folds"][0]["net_pnl"] != tampered["folds"][0]["net_pnl"]
+
+
+def test_bad_walk_forward_input_gets_one_line(tmp_path: Path) -> None:
+    """No model to train, too little history for the folds, both modes at once: one line, exit 2, no Ray."""
+    bars().head(4000).write_parquet(tmp_path / "bars.parquet")
+    good = CONFIG.format(registry=tmp_path / "r", horizon=HORIZON, data=tmp_path / "bars.parquet", out=tmp_path / "o")
+    no_model = re.sub(r"model:\n  \{.*\}\n", "model: null\n", good)
+    no_model = re.sub(
+        r"path: .*ModelThreshold\n    params: .*\n",
+        "path: 'raytrade.strategy.builtins:BuyAndHold'\n    params: {qty: '1'}\n",
+        no_model,
+    )
+    cases = [
+        (no_model, [], "walk-forward trains the configured model; model is null"),
+        (good.replace("min_train_fraction: 0.4", "min_train_fraction: 0.01"), [], "are too few for 3 folds"),
+        (good, ["--sweep", "sweep.yaml"], "give --sweep or --walk-forward, not both"),
+    ]
+    for n, (text, extra, message) in enumerate(cases):
+        config = tmp_path / f"wf{n}.yaml"
+        config.write_text(text)
+        result = subprocess.run(
+            [RAYTRADE, "backtest", "--walk-forward", "--config", str(config), *extra],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+        assert result.returncode == 2, result.stderr[-2000:]
+        assert message in result.stderr and len(result.stderr.strip().splitlines()) == 1, result.stderr
+    assert not (tmp_path / "o").exists()
